@@ -1,0 +1,74 @@
+"""The ``rollguard`` command line: one sub-command per job, each a thin shell over the core or an adapter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _topics_apply(args: argparse.Namespace) -> int:
+    from rollguard.adapters.topics_admin import run_topics_apply
+
+    return run_topics_apply(bootstrap=args.bootstrap, topics_dir=args.dir, dry_run=args.dry_run)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from rollguard.adapters.worker import run_worker
+
+    return run_worker(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rollguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    topics = sub.add_parser("topics", help="Kafka topic contracts (topics/)")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    apply = topics_sub.add_parser(
+        "apply", help="create missing topics; report (never change) existing ones whose settings differ"
+    )
+    apply.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    apply.add_argument("--dir", default=None, help="topic contract directory (default: the project's topics/)")
+    apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
+    apply.set_defaults(handler=_topics_apply)
+
+    worker = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
+    worker.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    worker.add_argument("--config", default=None, help="rollguard config file (YAML)")
+    worker.add_argument("--app-id", default="rollguard", help="Faust app id (consumer group, table names)")
+    worker.add_argument("--data-dir", default=None, help="local state directory for tables")
+    worker.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(handler=_worker)
+    return parser
+
+
+def command_names(parser: argparse.ArgumentParser | None = None) -> set[tuple[str, ...]]:
+    """Every (sub)command path the CLI accepts, e.g. ``("topics", "apply")``: used by tests of the
+    deployment files to check that the commands they name exist."""
+    parser = parser or build_parser()
+    found: set[tuple[str, ...]] = set()
+
+    def walk(p: argparse.ArgumentParser, prefix: tuple[str, ...]) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found.add((*prefix, name))
+                    walk(child, (*prefix, name))
+
+    walk(parser, ())
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""Input event contract v1: one LLM request/response observed in a rollout.
+
+The validator turns a raw Kafka message (bytes, str or an already decoded mapping) into a typed
+:class:`Event`, or into an :class:`EventError` that names the field at fault and what was wrong.
+It never raises past the caller: a malformed message is data to route to the dead-letter topic,
+not a crash of the worker. Unknown fields are kept in :attr:`Event.extra` so that producers can
+add fields before rollguard knows them.
+
+The checks are written as straight-line code on purpose: this runs once per event on the hot path.
+
+>>> ev = parse_event(b'{"event_id": "e1", "request_id": "r1", "ts": "2026-01-01T00:00:00Z",'
+...                  b' "rollout_id": "r", "arm": "canary", "status": "ok", "latency_ms": 120}')
+>>> ev.arm, ev.ts, ev.latency_ms
+('canary', 1767225600.0, 120.0)
+>>> err = parse_event(b'{"event_id": "e1", "arm": "blue"}')
+>>> err.field, err.reason
+('request_id', 'required field is missing')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+SCHEMA_VERSION: Final = 1
+ARMS: Final = frozenset({"control", "canary", "shadow"})
+STATUSES: Final = frozenset({"ok", "error", "timeout", "refusal"})
+NUMERIC_FIELDS: Final = ("latency_ms", "ttft_ms", "tokens_in", "tokens_out", "cost_usd")
+KNOWN_FIELDS: Final = frozenset(
+    {
+        "event_id",
+        "request_id",
+        "ts",
+        "rollout_id",
+        "arm",
+        "variant",
+        "segment",
+        "unit_id",
+        "canary_weight",
+        "status",
+        *NUMERIC_FIELDS,
+        "format_valid",
+        "quality",
+        "response_text",
+        "response_embedding",
+        "schema_version",
+    }
+)
+# Events from before 2000 or after 2100 are almost surely a unit mistake (ms instead of s).
+MIN_TS: Final = 946_684_800.0
+MAX_TS: Final = 4_102_444_800.0
+
+
+@dataclass(slots=True)
+class Event:
+    """A validated v1 event. Times are epoch seconds (event time), never wall-clock time."""
+
+    event_id: str
+    request_id: str
+    ts: float
+    rollout_id: str
+    arm: str
+    status: str
+    variant: str | None = None
+    segment: dict[str, str] = field(default_factory=dict)
+    unit_id: str | None = None
+    canary_weight: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_in: float | None = None
+    tokens_out: float | None = None
+    cost_usd: float | None = None
+    format_valid: bool | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    response_text: str | None = None
+    response_embedding: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a v1 JSON object (``None`` fields left out, unknown fields restored)."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "request_id": self.request_id,
+            "ts": self.ts,
+            "rollout_id": self.rollout_id,
+            "arm": self.arm,
+            "status": self.status,
+        }
+        for name in ("variant", "unit_id", "canary_weight", *NUMERIC_FIELDS, "format_valid"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.segment:
+            out["segment"] = dict(self.segment)
+        if self.quality:
+            out["quality"] = dict(self.quality)
+        if self.response_text is not None:
+            out["response_text"] = self.response_text
+        if self.response_embedding is not None:
+            out["response_embedding"] = list(self.response_embedding)
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """Why a raw message is not a valid v1 event: the field at fault (``""`` for the whole message)."""
+
+    field: str
+    reason: str
+    event_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"field {self.field!r}" if self.field else "message"
+        return f"{where}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "reason": self.reason, "event_id": self.event_id}
+
+
+def parse_ts(value: Any) -> float | str:
+    """Event time as epoch seconds, or a reason string when ``value`` is not a valid timestamp."""
+    if isinstance(value, bool):
+        return "must be epoch seconds (number) or an RFC 3339 string, not a boolean"
+    if isinstance(value, int | float):
+        ts = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return f"not an RFC 3339 timestamp: {value[:40]!r}"
+        if parsed.tzinfo is None:
+            return "RFC 3339 timestamp needs a UTC offset (e.g. 'Z' or '+00:00')"
+        ts = parsed.timestamp()
+    else:
+        return f"must be epoch seconds (number) or an RFC 3339 string, not {type(value).__name__}"
+    if not math.isfinite(ts) or not MIN_TS <= ts <= MAX_TS:
+        return f"epoch seconds out of range 2000..2100: {ts!r} (milliseconds instead of seconds?)"
+    return ts
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None when the value is not a finite JSON number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event | EventError:
+    """Validate one raw message into an :class:`Event`; never raises for bad input."""
+    if isinstance(raw, Mapping):
+        obj: Any = raw
+    else:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return EventError("", f"not valid JSON: {exc}")
+        except TypeError as exc:
+            return EventError("", f"not a JSON document: {exc}")
+    if not isinstance(obj, dict | Mapping):
+        return EventError("", f"must be a JSON object, got {type(obj).__name__}")
+    try:
+        return _validate(obj)
+    except Exception as exc:  # a validator bug must still not kill the worker
+        return EventError("", f"could not be validated: {type(exc).__name__}: {exc}")
+
+
+def _required_str(obj: Mapping[str, Any], name: str) -> str | EventError:
+    value = obj.get(name)
+    if value is None:
+        return EventError(name, "required field is missing", _eid(obj))
+    if not isinstance(value, str) or not value:
+        return EventError(name, "must be a non-empty string", _eid(obj))
+    return value
+
+
+def _eid(obj: Mapping[str, Any]) -> str | None:
+    value = obj.get("event_id")
+    return value if isinstance(value, str) else None
+
+
+def _validate(obj: Mapping[str, Any]) -> Event | EventError:
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        return EventError("schema_version", f"unsupported schema version {version!r} (expected 1)", _eid(obj))
+    event_id = _required_str(obj, "event_id")
+    if isinstance(event_id, EventError):
+        return event_id
+    request_id = _required_str(obj, "request_id")
+    if isinstance(request_id, EventError):
+        return request_id
+    if "ts" not in obj:
+        return EventError("ts", "required field is missing", event_id)
+    ts = parse_ts(obj["ts"])
+    if isinstance(ts, str):
+        return EventError("ts", ts, event_id)
+    rollout_id = _required_str(obj, "rollout_id")
+    if isinstance(rollout_id, EventError):
+        return rollout_id
+    arm = obj.get("arm")
+    if arm not in ARMS:
+        reason = "required field is missing" if arm is None else f"must be one of control, canary, shadow; got {arm!r}"
+        return EventError("arm", reason, event_id)
+    status = obj.get("status")
+    if status not in STATUSES:
+        reason = (
+            "required field is missing"
+            if status is None
+            else f"must be one of ok, error, timeout, refusal; got {status!r}"
+        )
+        return EventError("status", reason, event_id)
+    event = Event(event_id=event_id, request_id=request_id, ts=ts, rollout_id=rollout_id, arm=arm, status=status)
+
+    for name, value in obj.items():
+        if name in KNOWN_FIELDS:
+            continue
+        event.extra[name] = value
+
+    variant = obj.get("variant")
+    if variant is not None:
+        if not isinstance(variant, str):
+            return EventError("variant", "must be a string", event_id)
+        event.variant = variant
+    unit_id = obj.get("unit_id")
+    if unit_id is not None:
+        if not isinstance(unit_id, str) or not unit_id:
+            return EventError("unit_id", "must be a non-empty string", event_id)
+        event.unit_id = unit_id
+    segment = obj.get("segment")
+    if segment is not None:
+        if not isinstance(segment, dict):
+            return EventError("segment", "must be an object of string to string", event_id)
+        for key, value in segment.items():
+            if not isinstance(value, str):
+                return EventError(f"segment.{key}", "must be a string", event_id)
+        event.segment = segment
+    weight = obj.get("canary_weight")
+    if weight is not None:
+        w = _number(weight)
+        if w is None or not 0.0 <= w <= 1.0:
+            return EventError("canary_weight", f"must be a number in [0, 1], got {weight!r}", event_id)
+        event.canary_weight = w
+    for name in NUMERIC_FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        f = _number(value)
+        if f is None or f < 0.0:
+            return EventError(name, f"must be a finite non-negative number, got {value!r}", event_id)
+        setattr(event, name, f)
+    fmt = obj.get("format_valid")
+    if fmt is not None:
+        if not isinstance(fmt, bool):
+            return EventError("format_valid", "must be a boolean", event_id)
+        event.format_valid = fmt
+    quality = obj.get("quality")
+    if quality is not None:
+        if not isinstance(quality, dict):
+            return EventError("quality", "must be an object of string to number", event_id)
+        scores: dict[str, float] = {}
+        for key, value in quality.items():
+            f = _number(value)
+            if f is None:
+                return EventError(f"quality.{key}", f"must be a finite number, got {value!r}", event_id)
+            scores[key] = f
+        event.quality = scores
+    text = obj.get("response_text")
+    if text is not None:
+        if not isinstance(text, str):
+            return EventError("response_text", "must be a string", event_id)
+        event.response_text = text
+    emb = obj.get("response_embedding")
+    if emb is not None:
+        if not isinstance(emb, list) or not emb:
+            return EventError("response_embedding", "must be a non-empty array of numbers", event_id)
+        vec: list[float] = []
+        for i, value in enumerate(emb):
+            f = _number(value)
+            if f is None:
+                return EventError(f"response_embedding[{i}]", "must be a finite number", event_id)
+            vec.append(f)
+        event.response_embedding = vec
+    return event

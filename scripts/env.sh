@@ -20,7 +20,18 @@ if [ ! -f "$BASE/.complete" ]; then
   if [ ! -f "$BASE/.complete" ]; then
     log "building the shared dependency environment $BASE (once per machine and dependency spec)"
     rm -rf "$BASE"
-    "$PY" -m venv "$BASE"
+    # Seed from the newest complete environment of another spec when there is one: a changed
+    # dependency then costs its own install, not another multi-GB torch download and unpack.
+    SEED=$(ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null | head -n 1 | xargs -r dirname)
+    if [ -n "$SEED" ]; then
+      log "seeding from $SEED"
+      cp -a "$SEED" "$BASE.partial"
+      rm -f "$BASE.partial/.complete"
+      grep -rlI --null -F "$SEED" "$BASE.partial/bin" | xargs -0 -r sed -i "s#$SEED#$BASE#g"
+      mv "$BASE.partial" "$BASE"
+    else
+      "$PY" -m venv "$BASE"
+    fi
     "$BASE/bin/python" -m pip install --quiet --upgrade pip setuptools wheel
     shopt -s nullglob
     local_torch=(/opt/wheels/torch-*.whl)
@@ -35,6 +46,8 @@ if [ ! -f "$BASE/.complete" ]; then
     "$BASE/bin/python" -m pip freeze > "$BASE/freeze.txt"
     touch "$BASE/.complete"
     log "shared environment ready"
+    # Keep the two newest environments (this one and its predecessor); older specs are dead weight.
+    ls -1dt "$ENV_HOME"/deps-*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
   fi
   flock -u 9
 fi

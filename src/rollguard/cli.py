@@ -21,6 +21,23 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(args)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from rollguard.config import ConfigError, load_config
+    from rollguard.replay import replay
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rollguard: bad config: {exc}", file=sys.stderr)
+        return 2
+    summary = replay(args.events, config, args.out)
+    print(
+        f"replayed {summary.events} events ({summary.rejected} rejected, {summary.late_events} late) "
+        f"from {summary.rollouts} rollout(s): {summary.verdict_changes} verdict changes -> {args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -34,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dir", default=None, help="topic contract directory (default: the project's topics/)")
     apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
     apply.set_defaults(handler=_topics_apply)
+
+    rep = sub.add_parser("replay", help="run the core over a file of v1 events (JSON lines)")
+    rep.add_argument("events", help="events file, one v1 event per line")
+    rep.add_argument("--config", default=None, help="rollguard config file (YAML)")
+    rep.add_argument("--out", required=True, help="output directory (verdicts.jsonl, rejected.jsonl, ...)")
+    rep.set_defaults(handler=_replay)
 
     worker = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
     worker.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")

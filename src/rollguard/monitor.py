@@ -1,0 +1,588 @@
+"""One rollout's monitor: cohorts, running statistics per arm, verdicts, SRM, drift and phases.
+
+Events are folded into micro-batches of ``batch_seconds`` of event time; a batch closes when an event
+at or past its end arrives (late events join the open batch and are counted), so batch membership
+is a pure function of the input order and a replay reproduces every decision. At the close, every
+cohort's statistics are updated with numpy and every test is re-read: the confidence sequences are
+valid at all times simultaneously, so reading them after every batch costs no false alarms.
+
+Phases: **canary** (control and canary concurrent) compares the arms; **post_rollout** (the new
+version at 100%, detected from ``canary_weight == 1`` or set in config) compares each cohort against
+the control's statistics frozen at promotion; ``arm: "shadow"`` events are kept apart (counted here,
+paired by the embedding/shadow module).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from rollguard.batch import (
+    ARM_CANARY,
+    ARM_CONTROL,
+    EventColumns,
+    FloatArray,
+    IntArray,
+    aggregate,
+    merge_moments,
+)
+from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
+from rollguard.config import Config
+from rollguard.decide import ArmSummary, compare_means, compare_quantiles, contrast_scale
+from rollguard.drift import CusumBank, cusum_threshold
+from rollguard.events import Event
+from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
+from rollguard.stats import LogHistogram, SampleRatioTest, normal_mixture_halfwidth
+from rollguard.unit_filter import UnitFilter
+from rollguard.verdicts import DriftState, HealthState, VerdictChange, VerdictState
+
+STATE_CODE: Final = {VerdictState.INSUFFICIENT: 0, VerdictState.NON_INFERIOR: 1, VerdictState.REGRESSED: 2}
+CODE_STATE: Final = {v: k for k, v in STATE_CODE.items()}
+RATE_COLUMNS: Final = {"error": (1, 0), "timeout": (2, 0), "refusal": (3, 0), "format_invalid": (5, 4)}
+# Tail histograms: 2% relative accuracy between 1 µs-equivalent and 10^7 (ms or tokens).
+HIST_ACCURACY: Final = 0.02
+
+
+@dataclass(slots=True)
+class MeanTest:
+    """Running state of one mean-type metric (rates included) across cohort slots."""
+
+    spec: MetricSpec
+    read: Callable[[int], tuple[FloatArray, FloatArray, FloatArray]]  # arm -> n, mean, variance
+    state: npt.NDArray[np.int8]
+    tau2: FloatArray
+    drift: CusumBank
+    post: CusumBank
+
+
+class RolloutMonitor:
+    """All state of one rollout; everything it decides is a function of the events it was given."""
+
+    def __init__(self, rollout_id: str, config: Config) -> None:
+        self.rollout_id = rollout_id
+        self.cfg = config
+        eng = config.engine
+        settings = config.rollout(rollout_id)
+        self.intended_weight = settings.canary_weight
+        self.phase = "canary" if settings.phase == "auto" else settings.phase
+        self.auto_phase = settings.phase == "auto"
+        self.promoted_at: float | None = None
+        self.registry = CohortRegistry(eng.max_cohorts_per_rollout)
+        self.registry.slot(WHOLE, -math.inf)
+        self.dims: list[str] = list(config.segments.dimensions or [])
+        self.discover_dims = config.segments.dimensions is None
+        self.cap = 8
+        self.counts = np.zeros((self.cap, 2, 6), dtype=np.int64)
+        self.moments = np.zeros((self.cap, 2, len(CONTINUOUS_FIELDS), 3))
+        self.quality: dict[str, FloatArray] = {}
+        self.hists: dict[str, list[list[LogHistogram] | None]] = {f: [None] * self.cap for f in TAIL_FIELDS}
+        self._template = LogHistogram(HIST_ACCURACY)
+        self.buffer = EventColumns()
+        self.batch_start: float | None = None
+        self.batch_end_ts = -math.inf
+        self.watermark = -math.inf
+        self.canary_variant: str | None = None
+        self.counters = {"events": 0, "shadow": 0, "late": 0, "batches": 0, "quality_keys_refused": 0}
+        # Budget: α over slots × metric tests; the whole rollout gets its own share.
+        n_tests = sum(1 for m in config.metrics if m.enabled) + eng.max_quality_keys
+        share = eng.whole_rollout_alpha_share
+        self.alpha_whole = config.alpha * share / n_tests
+        self.alpha_segment = config.alpha * (1 - share) / (n_tests * max(eng.max_cohorts_per_rollout - 1, 1))
+        self.threshold_drift = cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, self.alpha_segment)
+        self.threshold_post = cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, self.alpha_segment / 2)
+        self.tests: dict[str, MeanTest] = {}
+        for spec in config.metrics:
+            if spec.enabled and spec.kind in ("rate", "mean"):
+                self._add_mean_test(spec)
+        self.tail_specs = [m for m in config.metrics if m.enabled and m.kind == "quantile"]
+        self.tail_state: dict[tuple[int, str], tuple[VerdictState, int]] = {}
+        self.srm = SampleRatioTest(config.srm_alpha)
+        self.health = HealthState.HEALTHY
+        self.units = UnitFilter(eng.unit_filter_bits)
+        # Reference snapshots for drift (control's early history) and post-rollout (at promotion).
+        self.drift_ready = np.zeros(self.cap, dtype=bool)
+        self.baseline: dict[str, tuple[FloatArray, FloatArray, FloatArray]] = {}
+        self.baseline_hists: dict[tuple[int, str], LogHistogram] = {}
+
+    # ------------------------------------------------------------------ metric tables
+    def _add_mean_test(self, spec: MetricSpec) -> None:
+        if spec.kind == "rate":
+            num, den = RATE_COLUMNS[spec.field]
+
+            def read(arm: int, num: int = num, den: int = den) -> tuple[FloatArray, FloatArray, FloatArray]:
+                n = self.counts[:, arm, den].astype(np.float64)
+                k = self.counts[:, arm, num].astype(np.float64)
+                safe = np.maximum(n, 1.0)
+                p = k / safe
+                smooth = (k + 0.5) / (n + 1.0)
+                return n, p, smooth * (1.0 - smooth)
+
+            kind = "bernoulli"
+        elif spec.field.startswith("quality."):
+            key = spec.field[len("quality.") :]
+
+            def read(arm: int, key: str = key) -> tuple[FloatArray, FloatArray, FloatArray]:
+                m = self.quality[key][:, arm, :]
+                return m[:, 0], m[:, 1], m[:, 2] / np.maximum(m[:, 0] - 1.0, 1.0)
+
+            kind = "gaussian"
+        else:
+            j = CONTINUOUS_FIELDS.index(spec.field)
+
+            def read(arm: int, j: int = j) -> tuple[FloatArray, FloatArray, FloatArray]:
+                m = self.moments[:, arm, j, :]
+                return m[:, 0], m[:, 1], m[:, 2] / np.maximum(m[:, 0] - 1.0, 1.0)
+
+            kind = "gaussian"
+        self.tests[spec.name] = MeanTest(
+            spec,
+            read,
+            np.full(self.cap, -1, dtype=np.int8),
+            np.full(self.cap, np.nan),
+            CusumBank(kind, self.cap, self.threshold_drift),
+            CusumBank(kind, self.cap, self.threshold_post),
+        )
+
+    def _grow(self, needed: int) -> None:
+        if needed <= self.cap:
+            return
+        new = max(needed, self.cap * 2)
+        pad = new - self.cap
+        self.counts = np.concatenate([self.counts, np.zeros((pad, 2, 6), dtype=np.int64)])
+        self.moments = np.concatenate([self.moments, np.zeros((pad, *self.moments.shape[1:]))])
+        for key, arr in self.quality.items():
+            self.quality[key] = np.concatenate([arr, np.zeros((pad, 2, 3))])
+        for lst in self.hists.values():
+            lst.extend([None] * pad)
+        self.drift_ready = np.concatenate([self.drift_ready, np.zeros(pad, dtype=bool)])
+        for t in self.tests.values():
+            t.state = np.concatenate([t.state, np.full(pad, -1, dtype=np.int8)])
+            t.tau2 = np.concatenate([t.tau2, np.full(pad, np.nan)])
+            t.drift.grow(new)
+            t.post.grow(new)
+        self.cap = new
+
+    # ------------------------------------------------------------------ event path
+    def process(self, ev: Event) -> list[VerdictChange]:
+        """Take one event; returns the verdict changes of any batch it closed."""
+        out: list[VerdictChange] = []
+        if ev.arm == "shadow":
+            self.counters["shadow"] += 1
+            return out
+        if ev.arm == "canary" and ev.variant is not None:
+            self.canary_variant = ev.variant
+        ts = ev.ts
+        if self.batch_start is None:
+            self.batch_start = ts - ts % self.cfg.engine.batch_seconds
+        elif ts >= self.batch_start + self.cfg.engine.batch_seconds:
+            out.extend(self.flush())
+            self.batch_start = ts - ts % self.cfg.engine.batch_seconds
+        elif ts < self.batch_start:
+            self.counters["late"] += 1
+        self.buffer.append(ev)
+        if ts > self.watermark:
+            self.watermark = ts
+        return out
+
+    # ------------------------------------------------------------------ batch close
+    def flush(self) -> list[VerdictChange]:
+        """Close the open batch: update every cohort and re-read every test."""
+        cols = self.buffer
+        if len(cols) == 0:
+            return []
+        self.buffer = EventColumns()
+        self.counters["events"] += len(cols)
+        self.counters["batches"] += 1
+        now = max(cols.ts)
+        self.batch_end_ts = now
+        changes: list[VerdictChange] = []
+        if self.auto_phase and self.phase == "canary":
+            if any(w >= 1.0 for w, a in zip(cols.weights, cols.arm, strict=True) if a == ARM_CANARY):
+                changes.extend(self._promote(now))
+        rows, members, touched = self._memberships(cols, now)
+        n_rows = self.cap * 2
+        continuous = cols.continuous()
+        index = {f: self._template.index_many(np.nan_to_num(continuous[f], nan=-1.0)) for f in TAIL_FIELDS}
+        for f in TAIL_FIELDS:
+            index[f][np.isnan(continuous[f])] = -1
+        for key in cols.quality:
+            self._quality_slot(key)
+        quality_cols = {k: v for k, v in cols.quality.items() if k in self.quality}
+        cols.quality = quality_cols
+        nb = {f: self._template.n_buckets for f in TAIL_FIELDS}
+        agg = aggregate(rows, members, n_rows, cols, continuous, index, nb)
+        batch_counts = agg.counts.reshape(self.cap, 2, 6)
+        batch_moments = agg.moments.reshape(self.cap, 2, len(CONTINUOUS_FIELDS), 3)
+        if self.phase == "post_rollout":
+            # Control traffic after promotion (stragglers) must not touch the frozen baseline.
+            batch_counts[:, ARM_CONTROL] = 0
+            batch_moments[:, ARM_CONTROL] = 0
+        self.counts += batch_counts
+        merge_moments(self.moments, batch_moments)
+        batch_quality = {}
+        for key, sums in agg.quality.items():
+            q = sums.reshape(self.cap, 2, 3)
+            if self.phase == "post_rollout":
+                q[:, ARM_CONTROL] = 0
+            merge_moments(self.quality[key], q)
+            batch_quality[key] = q
+        for f, counts in agg.bucket_counts.items():
+            per = counts.reshape(self.cap, 2, -1)
+            for slot in touched:
+                for arm in (ARM_CONTROL, ARM_CANARY):
+                    if arm == ARM_CONTROL and self.phase == "post_rollout":
+                        continue
+                    row = per[slot, arm]
+                    if row.any():
+                        self._hist(f, slot, arm).add_bucket_counts(row)
+        if self.phase != "post_rollout":
+            changes.extend(self._srm(cols, now))
+        changes.extend(self._evaluate(now, batch_counts, batch_moments, batch_quality))
+        for cohort in self.registry.expire(now, self.cfg.engine.cohort_ttl_s):
+            self._forget(cohort.slot)
+        return changes
+
+    def _memberships(self, cols: EventColumns, now: float) -> tuple[IntArray, IntArray, list[int]]:
+        reg = self.registry
+        slots: list[int] = []
+        members: list[int] = []
+        seen: dict[int, None] = {0: None}
+        dims = self.dims
+        groupings = self.cfg.segments.groupings
+        exclude = self.cfg.segments.exclude
+        max_dims = self.cfg.segments.max_dimensions
+        for i, seg in enumerate(cols.segments):
+            slots.append(0)
+            members.append(i)
+            if not seg:
+                continue
+            if self.discover_dims:
+                for d in seg:
+                    if d not in dims and d not in exclude and len(dims) < max_dims:
+                        dims.append(d)
+            for d in dims:
+                v = seg.get(d)
+                if v is None:
+                    continue
+                s = reg.slot(f"{d}={v}", now)
+                if s >= 0:
+                    slots.append(s)
+                    members.append(i)
+                    seen[s] = None
+            for g in groupings:
+                if all(d in seg for d in g):
+                    s = reg.slot(cohort_key({d: seg[d] for d in g}), now)
+                    if s >= 0:
+                        slots.append(s)
+                        members.append(i)
+                        seen[s] = None
+        self._grow(reg.next_slot)
+        by_slot = {c.slot: c for c in reg.live()}
+        for s in seen:
+            by_slot[s].last_seen = now
+        arm = np.asarray(cols.arm, dtype=np.int64)
+        member_arr = np.asarray(members, dtype=np.int64)
+        rows = np.asarray(slots, dtype=np.int64) * 2 + arm[member_arr]
+        return rows, member_arr, list(seen)
+
+    def _quality_slot(self, key: str) -> None:
+        if key in self.quality:
+            return
+        if len(self.quality) >= self.cfg.engine.max_quality_keys:
+            self.counters["quality_keys_refused"] += 1
+            return
+        spec = self.cfg.quality_spec(key)
+        self.quality[key] = np.zeros((self.cap, 2, 3))
+        if spec.enabled:
+            self._add_mean_test(spec)
+
+    def _hist(self, field: str, slot: int, arm: int) -> LogHistogram:
+        pair = self.hists[field][slot]
+        if pair is None:
+            pair = [LogHistogram(HIST_ACCURACY), LogHistogram(HIST_ACCURACY)]
+            self.hists[field][slot] = pair
+        return pair[arm]
+
+    def _forget(self, slot: int) -> None:
+        self.counts[slot] = 0
+        self.moments[slot] = 0
+        for arr in self.quality.values():
+            arr[slot] = 0
+        for lst in self.hists.values():
+            lst[slot] = None
+        for t in self.tests.values():
+            t.state[slot] = -1
+            t.drift.disarm(slot)
+            t.post.disarm(slot)
+        self.tail_state = {k: v for k, v in self.tail_state.items() if k[0] != slot}
+
+    # ------------------------------------------------------------------ SRM
+    def _srm(self, cols: EventColumns, now: float) -> list[VerdictChange]:
+        is_canary: list[bool] = []
+        weights: list[float] = []
+        fallback = self.intended_weight
+        for unit, arm, w in zip(cols.units, cols.arm, cols.weights, strict=True):
+            weight = fallback if w != w else w  # NaN check without a call
+            if weight is None or unit is None or not 0.0 < weight < 1.0:
+                continue
+            if self.units.add_if_new(unit):
+                is_canary.append(arm == ARM_CANARY)
+                weights.append(weight)
+        if not is_canary:
+            return []
+        self.srm.update_many(np.asarray(is_canary), np.asarray(weights))
+        if self.health is HealthState.HEALTHY and self.srm.p_value < self.cfg.srm_alpha:
+            self.health = HealthState.UNHEALTHY
+            evidence = self.srm.evidence()
+            evidence["alpha"] = self.cfg.srm_alpha
+            return [
+                VerdictChange(
+                    "srm", now, self.rollout_id, WHOLE, {}, "sample_ratio", self.phase,
+                    HealthState.UNHEALTHY.value, HealthState.HEALTHY.value, _round(evidence),
+                )
+            ]  # fmt: skip
+        return []
+
+    # ------------------------------------------------------------------ phases
+    def _promote(self, now: float) -> list[VerdictChange]:
+        """Freeze each cohort's control statistics as its baseline; the canary starts afresh."""
+        self.phase = "post_rollout"
+        self.promoted_at = now
+        for name, t in self.tests.items():
+            n, mean, var = t.read(ARM_CONTROL)
+            self.baseline[name] = (n.copy(), mean.copy(), var.copy())
+            s = 1.0 if t.spec.higher_is_worse else -1.0
+            for slot in range(self.registry.next_slot):
+                if n[slot] < self.cfg.engine.min_samples:
+                    continue
+                scale = contrast_scale(t.spec, float(mean[slot]))
+                # Conservative reference: the baseline's own upper confidence bound (oriented).
+                v = var[slot] / n[slot]
+                upper = s * mean[slot] + normal_mixture_halfwidth(max(v, 1e-300), scale**2, self.alpha_segment)
+                t.post.arm(slot, float(upper), scale, math.sqrt(max(var[slot], 1e-12)))
+            t.state[:] = -1
+        for f in TAIL_FIELDS:
+            for slot, pair in enumerate(self.hists[f]):
+                if pair is not None:
+                    self.baseline_hists[(slot, f)] = pair[ARM_CONTROL]
+                    self.hists[f][slot] = [LogHistogram(HIST_ACCURACY), LogHistogram(HIST_ACCURACY)]
+        self.tail_state.clear()
+        self.counts[:, ARM_CANARY] = 0
+        self.moments[:, ARM_CANARY] = 0
+        for arr in self.quality.values():
+            arr[:, ARM_CANARY] = 0
+        return [
+            VerdictChange(
+                "phase", now, self.rollout_id, WHOLE, {}, "", "post_rollout", "post_rollout", "canary",
+                {"reason": "canary_weight reached 1.0", "baseline_cohorts": self.registry.next_slot},
+            )
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ evaluation
+    def _alpha(self, slot: int) -> float:
+        return self.alpha_whole if slot == 0 else self.alpha_segment
+
+    def _evaluate(
+        self,
+        now: float,
+        batch_counts: IntArray,
+        batch_moments: FloatArray,
+        batch_quality: dict[str, FloatArray],
+    ) -> list[VerdictChange]:
+        out: list[VerdictChange] = []
+        if self.promoted_at is not None and now - self.promoted_at > self.cfg.engine.post_rollout_period_s:
+            return out
+        live = np.zeros(self.cap, dtype=bool)
+        for c in self.registry.live():
+            live[c.slot] = True
+        alphas = np.full(self.cap, self.alpha_segment)
+        alphas[0] = self.alpha_whole
+        min_n = self.cfg.engine.min_samples
+        post = self.phase == "post_rollout"
+        for name, t in self.tests.items():
+            spec = t.spec
+            n_t, mean_t, var_t = t.read(ARM_CANARY)
+            if post:
+                if name not in self.baseline:
+                    continue
+                n_c, mean_c, var_c = self.baseline[name]
+                n_c, mean_c, var_c = _fit(n_c, self.cap), _fit(mean_c, self.cap), _fit(var_c, self.cap)
+                alpha_cs = alphas / 2
+            else:
+                n_c, mean_c, var_c = t.read(ARM_CONTROL)
+                alpha_cs = alphas
+            ok = live & (n_t >= min_n) & (n_c >= min_n)
+            if ok.any():
+                fresh = ok & np.isnan(t.tau2)
+                if fresh.any():
+                    for slot in np.flatnonzero(fresh):
+                        t.tau2[slot] = contrast_scale(spec, float(mean_c[slot])) ** 2
+                new = _states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, t.tau2, alpha_cs)
+                new = np.where(t.state == STATE_CODE[VerdictState.REGRESSED], t.state, new)
+                changed = ok & (new != t.state)
+                for slot in np.flatnonzero(changed):
+                    state, evidence = compare_means(
+                        spec,
+                        ArmSummary(int(n_c[slot]), float(mean_c[slot]), float(var_c[slot])),
+                        ArmSummary(int(n_t[slot]), float(mean_t[slot]), float(var_t[slot])),
+                        float(alpha_cs[slot]),
+                        float(t.tau2[slot]),
+                    )
+                    prev = int(t.state[slot])
+                    t.state[slot] = STATE_CODE[state]
+                    if prev == t.state[slot]:
+                        continue
+                    out.append(self._change("verdict", now, slot, name, state.value, prev, evidence.to_dict()))
+            # Change detection against a frozen reference: drift of the control (canary phase) or
+            # the new version against its baseline (post-rollout).
+            k, n = _batch_values(spec, batch_counts, batch_moments, batch_quality, ARM_CANARY if post else ARM_CONTROL)
+            s = 1.0 if spec.higher_is_worse else -1.0
+            if post:
+                fired = t.post.update(k if spec.kind == "rate" else s * k, n)
+                for slot in np.flatnonzero(fired & live):
+                    if t.state[slot] == STATE_CODE[VerdictState.REGRESSED]:
+                        continue
+                    prev = int(t.state[slot])
+                    t.state[slot] = STATE_CODE[VerdictState.REGRESSED]
+                    ev = t.post.evidence(slot)
+                    ev.update({"n_canary": int(n_t[slot]), "alpha": float(alphas[slot] / 2)})
+                    out.append(self._change("verdict", now, slot, name, "regressed", prev, _round(ev)))
+            else:
+                self._arm_drift(t, now, n_c, mean_c, var_c)
+                before = t.drift.alarm.copy()
+                fired = t.drift.update(k if spec.kind == "rate" else s * k, n)
+                for slot in np.flatnonzero(fired & live):
+                    out.append(self._drift_change(now, int(slot), name, t, DriftState.DRIFTED))
+                for slot in np.flatnonzero(t.drift.cleared(before) & live):
+                    out.append(self._drift_change(now, int(slot), name, t, DriftState.STABLE))
+        out.extend(self._evaluate_tails(now, live))
+        return out
+
+    def _arm_drift(self, t: MeanTest, now: float, n_c: FloatArray, mean_c: FloatArray, var_c: FloatArray) -> None:
+        """Freeze a cohort's control reference once it has a baseline window and enough samples."""
+        eng = self.cfg.engine
+        s = 1.0 if t.spec.higher_is_worse else -1.0
+        for c in self.registry.live():
+            slot = c.slot
+            if t.drift.active[slot] or n_c[slot] < eng.min_samples:
+                continue
+            born = c.born if math.isfinite(c.born) else now
+            if slot == 0 and not math.isfinite(c.born):
+                c.born = now
+                continue
+            if now - born < eng.baseline_window_s:
+                continue
+            scale = contrast_scale(t.spec, float(mean_c[slot]))
+            v = var_c[slot] / n_c[slot]
+            upper = s * mean_c[slot] + normal_mixture_halfwidth(max(v, 1e-300), scale**2, self.alpha_segment)
+            t.drift.arm(slot, float(upper), scale, math.sqrt(max(var_c[slot], 1e-12)))
+
+    def _evaluate_tails(self, now: float, live: npt.NDArray[np.bool_]) -> list[VerdictChange]:
+        out: list[VerdictChange] = []
+        min_n = self.cfg.engine.min_samples
+        post = self.phase == "post_rollout"
+        for spec in self.tail_specs:
+            field = spec.field
+            for slot in np.flatnonzero(live):
+                pair = self.hists[field][slot]
+                if pair is None:
+                    continue
+                canary = pair[ARM_CANARY]
+                control = self.baseline_hists.get((int(slot), field)) if post else pair[ARM_CONTROL]
+                if control is None or canary.count < min_n or control.count < min_n:
+                    continue
+                key = (int(slot), spec.name)
+                prev_state, last_n = self.tail_state.get(key, (None, 0))
+                n_now = int(canary.count + control.count)
+                # Re-read a tail when its evidence grew by 2%: the quantile search is the costly test.
+                if prev_state is VerdictState.REGRESSED or (prev_state is not None and n_now < last_n * 1.02):
+                    continue
+                alpha = self._alpha(int(slot)) / (2 if post else 1)
+                state, evidence = compare_quantiles(spec, control, canary, alpha)
+                self.tail_state[key] = (state, n_now)
+                if state is not prev_state:
+                    prev_code = -1 if prev_state is None else STATE_CODE[prev_state]
+                    out.append(self._change("verdict", now, int(slot), spec.name, state.value, prev_code,
+                                            evidence.to_dict()))  # fmt: skip
+        return out
+
+    def _change(
+        self, kind: str, now: float, slot: int, metric: str, state: str, prev: int, evidence: dict[str, Any]
+    ) -> VerdictChange:
+        cohort = next(c for c in self.registry.live() if c.slot == slot)
+        previous = None if prev < 0 else CODE_STATE[prev].value
+        return VerdictChange(kind, now, self.rollout_id, cohort.key, dict(cohort.scope), metric, self.phase,
+                             state, previous, evidence)  # fmt: skip
+
+    def _drift_change(self, now: float, slot: int, metric: str, t: MeanTest, state: DriftState) -> VerdictChange:
+        cohort = next(c for c in self.registry.live() if c.slot == slot)
+        previous = DriftState.STABLE if state is DriftState.DRIFTED else DriftState.DRIFTED
+        ev = _round(t.drift.evidence(slot))
+        ev["arm"] = "control"
+        return VerdictChange("drift", now, self.rollout_id, cohort.key, dict(cohort.scope), metric, self.phase,
+                             state.value, previous.value, ev)  # fmt: skip
+
+
+def _fit(arr: FloatArray, cap: int) -> FloatArray:
+    if arr.size >= cap:
+        return arr[:cap]
+    return np.concatenate([arr, np.zeros(cap - arr.size)])
+
+
+def _round(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v) for k, v in d.items()}
+
+
+def _states(
+    spec: MetricSpec,
+    n_t: FloatArray,
+    mean_t: FloatArray,
+    var_t: FloatArray,
+    n_c: FloatArray,
+    mean_c: FloatArray,
+    var_c: FloatArray,
+    tau2: FloatArray,
+    alpha: FloatArray,
+) -> npt.NDArray[np.int8]:
+    """Vectorised :func:`rollguard.decide.compare_means` state codes (same formula, all slots at once)."""
+    s = 1.0 if spec.higher_is_worse else -1.0
+    r = spec.margin if spec.relative else 0.0
+    m = 0.0 if spec.relative else spec.margin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = s * mean_t - (s + r) * mean_c - m
+        v = np.maximum(var_t / n_t + (s + r) ** 2 * var_c / n_c, 1e-300)
+        w = normal_mixture_halfwidth(v, np.where(np.isnan(tau2), 1.0, tau2), alpha)
+    out = np.zeros(d.shape, dtype=np.int8)
+    out[d - w > 0] = STATE_CODE[VerdictState.REGRESSED]
+    out[d + w < 0] = STATE_CODE[VerdictState.NON_INFERIOR]
+    return out
+
+
+def _batch_values(
+    spec: MetricSpec,
+    counts: IntArray,
+    moments: FloatArray,
+    quality: dict[str, FloatArray],
+    arm: int,
+) -> tuple[FloatArray, FloatArray]:
+    """This batch's (successes or mean, n) per slot for one arm, for the CUSUMs."""
+    if spec.kind == "rate":
+        num, den = RATE_COLUMNS[spec.field]
+        return counts[:, arm, num].astype(np.float64), counts[:, arm, den].astype(np.float64)
+    if spec.field.startswith("quality."):
+        key = spec.field[len("quality.") :]
+        if key not in quality:
+            z = np.zeros(counts.shape[0])
+            return z, z
+        sums = quality[key][:, arm]
+    else:
+        sums = moments[:, arm, CONTINUOUS_FIELDS.index(spec.field)]
+    n = sums[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n > 0, sums[:, 1] / np.maximum(n, 1.0), 0.0)
+    return mean, n

@@ -14,8 +14,8 @@ kafka-fetch:
 	@bash scripts/kafka.sh fetch
 
 lint: env
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/mypy
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m mypy
 
 test: env kafka-fetch lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --doctest-modules src/rollguard tests $(PYTEST_ARGS)

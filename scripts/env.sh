@@ -46,8 +46,13 @@ if [ ! -f "$BASE/.complete" ]; then
     "$BASE/bin/python" -m pip freeze > "$BASE/freeze.txt"
     touch "$BASE/.complete"
     log "shared environment ready"
-    # Keep the two newest environments (this one and its predecessor); older specs are dead weight.
-    ls -1dt "$ENV_HOME"/deps-*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
+    # Keep the two newest complete environments (this one and its predecessor) and drop the rest,
+    # including half-built ones left by an interrupted or failed install.
+    for dir in "$ENV_HOME"/deps-*/; do
+      dir=${dir%/}
+      [ "$dir" = "$BASE" ] || [ -f "$dir/.complete" ] || rm -rf "$dir"
+    done
+    ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null | tail -n +3 | xargs -r -n1 dirname | xargs -r rm -rf
   fi
   flock -u 9
 fi

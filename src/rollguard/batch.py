@@ -160,7 +160,7 @@ def merge_moments(state: FloatArray, sums: FloatArray) -> None:
 
     >>> s = np.zeros((1, 3)); merge_moments(s, np.array([[2.0, 4.0, 10.0]])); s.tolist()
     [[2.0, 2.0, 2.0]]
-    >>> merge_moments(s, np.array([[1.0, 5.0, 25.0]])); [round(x, 9) for x in s[0]]
+    >>> merge_moments(s, np.array([[1.0, 5.0, 25.0]])); [round(float(x), 9) for x in s[0]]
     [3.0, 3.0, 8.0]
     """
     nb = sums[..., 0]

@@ -38,6 +38,12 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from rollguard.demo import run_demo
+
+    return run_demo(args.scenario, args.minutes, args.seed, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--config", default=None, help="rollguard config file (YAML)")
     rep.add_argument("--out", required=True, help="output directory (verdicts.jsonl, rejected.jsonl, ...)")
     rep.set_defaults(handler=_replay)
+
+    demo = sub.add_parser("demo", help="simulate a rollout with a known regression and replay it")
+    demo.add_argument("--scenario", default="error_spike_coding", help="built-in scenario name")
+    demo.add_argument("--minutes", type=float, default=20.0, help="simulated minutes")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", default="out/demo", help="output directory")
+    demo.set_defaults(handler=_demo)
 
     worker = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
     worker.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")

@@ -3,14 +3,15 @@
 Every comparison is cast as a *bad-direction contrast* D that is positive exactly when the canary is
 worse than control by more than the margin:
 
-    D = s·μ_canary − (s + r)·μ_control − m
+    D = s·μ_canary − s·(1 + s·r)·μ_control − m
 
 with s = +1 when higher is worse (−1 when higher is better), r the relative margin and m the absolute
 one. A confidence sequence for D that holds at every time simultaneously (so it may be read after
 every batch) gives three states: wholly above 0 → **regressed**; wholly below 0 → **non-inferior**;
 straddling 0 → **insufficient evidence**, with an estimate of how much more traffic would decide.
 Because the contrast is linear in the two arm means, a relative margin needs no plug-in of the
-control's mean into the threshold; its variance is σ²_t/n_t + (s + r)²·σ²_c/n_c.
+control's mean into the threshold; its variance is σ²_t/n_t + (1 + s·r)²·σ²_c/n_c (each arm floored at
+the other's, see :func:`rollguard.stats.estimator_variance`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import math
 from dataclasses import dataclass
 
 from rollguard.metrics import MetricSpec
-from rollguard.stats import LogHistogram, normal_mixture_halfwidth, quantile_cs
+from rollguard.stats import (
+    LogHistogram,
+    difference_cs,
+    estimator_variance,
+    mixture_log_bayes_factor,
+    quantile_cs,
+    samples_to_decide,
+)
 from rollguard.verdicts import Evidence, VerdictState
 
 
@@ -44,22 +52,49 @@ def contrast_scale(spec: MetricSpec, control_mean: float) -> float:
     return scale if scale > 0 else max(abs(control_mean), 1e-9) * 0.05
 
 
+def oriented_arms(
+    spec: MetricSpec, control: ArmSummary, canary: ArmSummary
+) -> tuple[ArmSummary, ArmSummary]:
+    """Rewrite both arms so that D = canary' − control' − m: "worse" is positive, margins folded in.
+
+    canary' = s·μ_t and control' = s·(1 + s·r)·μ_c (variance scaled by (1 + s·r)²).
+    """
+    s = 1.0 if spec.higher_is_worse else -1.0
+    lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
+    return (
+        ArmSummary(control.n, s * lam * control.mean, lam * lam * control.variance),
+        ArmSummary(canary.n, s * canary.mean, canary.variance),
+    )
+
+
+def absolute_margin(spec: MetricSpec) -> float:
+    return 0.0 if spec.relative else spec.margin
+
+
 def compare_means(
     spec: MetricSpec, control: ArmSummary, canary: ArmSummary, alpha: float, tau2: float
 ) -> tuple[VerdictState, Evidence]:
-    """Decide one mean-type metric (rates included) of canary against control."""
-    s = 1.0 if spec.higher_is_worse else -1.0
-    r = spec.margin if spec.relative else 0.0
-    m = 0.0 if spec.relative else spec.margin
-    d_hat = s * canary.mean - (s + r) * control.mean - m
-    v = canary.variance / canary.n + (s + r) ** 2 * control.variance / control.n
-    v = max(v, 1e-300)
-    w = normal_mixture_halfwidth(v, tau2, alpha)
-    lo, hi = d_hat - w, d_hat + w
+    """Decide one mean-type metric (rates included) of canary against control.
+
+    The interval is :func:`rollguard.stats.difference_cs` on the oriented arms (with its variance
+    floor, which keeps a small canary arm from looking certain before it has seen its first rare
+    error), shifted by the absolute margin.
+    """
+    c, t = oriented_arms(spec, control, canary)
+    m = absolute_margin(spec)
+    lo, hi = difference_cs(t.mean, t.variance, t.n, c.mean, c.variance, c.n, alpha, tau2)
+    lo, hi = lo - m, hi - m
+    d_hat = t.mean - c.mean - m
     state = _state(lo, hi)
-    log_lr = 0.5 * math.log(v / (v + tau2)) + tau2 * d_hat * d_hat / (2.0 * v * (v + tau2))
+    v = estimator_variance(t.variance, t.n, c.variance, c.n)
+    log_bf = mixture_log_bayes_factor(d_hat, v, tau2) if d_hat > 0 else 0.0
+    s = 1.0 if spec.higher_is_worse else -1.0
     effect = s * (canary.mean - control.mean)
     rel = effect / abs(control.mean) if control.mean != 0 else math.inf if effect > 0 else 0.0
+    more = None
+    if state is VerdictState.INSUFFICIENT:
+        needed = samples_to_decide(t.mean, t.variance, t.n, c.mean, c.variance, c.n, m, alpha, tau2)
+        more = needed if math.isfinite(needed) else None
     evidence = Evidence(
         n_control=control.n,
         n_canary=canary.n,
@@ -70,11 +105,11 @@ def compare_means(
         interval=(lo, hi),
         margin=spec.margin,
         margin_relative=spec.relative,
-        statistic=log_lr if d_hat > 0 else 0.0,
+        statistic=log_bf,
         threshold=math.log(1.0 / alpha),
         alpha=alpha,
         method="mixture-sprt-cs",
-        samples_to_decide=_samples_to_decide(state, d_hat, w, control.n + canary.n),
+        samples_to_decide=more,
     )
     return state, evidence
 

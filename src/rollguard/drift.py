@@ -77,7 +77,8 @@ class CusumBank:
         if not use.any():
             return np.zeros_like(self.alarm)
         if self.kind == "bernoulli":
-            p0, p1 = self.null, self.alt
+            p0 = np.where(use, self.null, 0.5)
+            p1 = np.where(use, self.alt, 0.5)
             llr = k_or_mean * np.log(p1 / p0) + (n - k_or_mean) * np.log((1 - p1) / (1 - p0))
         else:
             mid = (self.null + self.alt) / 2.0

@@ -33,11 +33,17 @@ from rollguard.batch import (
 )
 from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
 from rollguard.config import Config
-from rollguard.decide import ArmSummary, compare_means, compare_quantiles, contrast_scale
+from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare_quantiles, contrast_scale
 from rollguard.drift import CusumBank, cusum_threshold
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
-from rollguard.stats import LogHistogram, SampleRatioTest, normal_mixture_halfwidth
+from rollguard.stats import (
+    LogHistogram,
+    SampleRatioTest,
+    difference_cs_many,
+    normal_mixture_halfwidth,
+    regularised_bernoulli_variance,
+)
 from rollguard.unit_filter import UnitFilter
 from rollguard.verdicts import DriftState, HealthState, VerdictChange, VerdictState
 
@@ -117,10 +123,7 @@ class RolloutMonitor:
             def read(arm: int, num: int = num, den: int = den) -> tuple[FloatArray, FloatArray, FloatArray]:
                 n = self.counts[:, arm, den].astype(np.float64)
                 k = self.counts[:, arm, num].astype(np.float64)
-                safe = np.maximum(n, 1.0)
-                p = k / safe
-                smooth = (k + 0.5) / (n + 1.0)
-                return n, p, smooth * (1.0 - smooth)
+                return n, k / np.maximum(n, 1.0), regularised_bernoulli_variance(k, n)
 
             kind = "bernoulli"
         elif spec.field.startswith("quality."):
@@ -338,8 +341,18 @@ class RolloutMonitor:
         self.srm.update_many(np.asarray(is_canary), np.asarray(weights))
         if self.health is HealthState.HEALTHY and self.srm.p_value < self.cfg.srm_alpha:
             self.health = HealthState.UNHEALTHY
-            evidence = self.srm.evidence()
-            evidence["alpha"] = self.cfg.srm_alpha
+            srm = self.srm
+            evidence = {
+                "units": srm.n,
+                "observed_canary": srm.observed_canary,
+                "expected_canary": srm.expected_canary,
+                "observed_control": srm.observed_control,
+                "expected_control": srm.expected_control,
+                "observed_ratio": srm.observed_ratio,
+                "p_value": srm.p_value,
+                "alpha": self.cfg.srm_alpha,
+                "method": "sequential-srm-mixture",
+            }
             return [
                 VerdictChange(
                     "srm", now, self.rollout_id, WHOLE, {}, "sample_ratio", self.phase,
@@ -422,7 +435,9 @@ class RolloutMonitor:
                 if fresh.any():
                     for slot in np.flatnonzero(fresh):
                         t.tau2[slot] = contrast_scale(spec, float(mean_c[slot])) ** 2
-                new = _states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, t.tau2, alpha_cs)
+                div = 2.0 if post else 1.0
+                new = _states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, t.tau2,
+                              self.alpha_whole / div, self.alpha_segment / div)  # fmt: skip
                 new = np.where(t.state == STATE_CODE[VerdictState.REGRESSED], t.state, new)
                 changed = ok & (new != t.state)
                 for slot in np.flatnonzero(changed):
@@ -547,19 +562,22 @@ def _states(
     mean_c: FloatArray,
     var_c: FloatArray,
     tau2: FloatArray,
-    alpha: FloatArray,
+    alpha_whole: float,
+    alpha_segment: float,
 ) -> npt.NDArray[np.int8]:
-    """Vectorised :func:`rollguard.decide.compare_means` state codes (same formula, all slots at once)."""
+    """Vectorised :func:`rollguard.decide.compare_means` state codes (same arms, same interval)."""
     s = 1.0 if spec.higher_is_worse else -1.0
-    r = spec.margin if spec.relative else 0.0
-    m = 0.0 if spec.relative else spec.margin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = s * mean_t - (s + r) * mean_c - m
-        v = np.maximum(var_t / n_t + (s + r) ** 2 * var_c / n_c, 1e-300)
-        w = normal_mixture_halfwidth(v, np.where(np.isnan(tau2), 1.0, tau2), alpha)
-    out = np.zeros(d.shape, dtype=np.int8)
-    out[d - w > 0] = STATE_CODE[VerdictState.REGRESSED]
-    out[d + w < 0] = STATE_CODE[VerdictState.NON_INFERIOR]
+    lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
+    m = absolute_margin(spec)
+    t2 = np.where(np.isnan(tau2), 1.0, tau2)
+    args = (s * mean_t, var_t, n_t, s * lam * mean_c, lam * lam * var_c, n_c)
+    lo = np.empty(n_t.shape)
+    hi = np.empty(n_t.shape)
+    lo[:1], hi[:1] = difference_cs_many(*(a[:1] for a in args), alpha_whole, t2[:1])
+    lo[1:], hi[1:] = difference_cs_many(*(a[1:] for a in args), alpha_segment, t2[1:])
+    out = np.zeros(n_t.shape, dtype=np.int8)
+    out[lo - m > 0] = STATE_CODE[VerdictState.REGRESSED]
+    out[hi - m < 0] = STATE_CODE[VerdictState.NON_INFERIOR]
     return out
 
 

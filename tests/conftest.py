@@ -1,0 +1,30 @@
+"""Shared fixtures. Kafka is started lazily: only a test that asks for ``kafka_bootstrap`` pays for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import kafka_broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a real broker: ``$ROLLGUARD_TEST_BOOTSTRAP``, else one started for this session."""
+    external = kafka_broker.external_bootstrap()
+    if external:
+        yield external
+        return
+    broker = kafka_broker.start(tmp_path_factory.mktemp("kafka"))
+    try:
+        yield broker.bootstrap
+    finally:
+        kafka_broker.stop(broker)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if kafka_broker.TIMINGS:
+        terminalreporter.section("rollguard timings")
+        for name, seconds in kafka_broker.TIMINGS.items():
+            terminalreporter.write_line(f"{name}: {seconds:.2f} s")

@@ -1,0 +1,84 @@
+"""A real Kafka broker for the test session, via ``scripts/kafka.sh`` (one code path for people and tests).
+
+Also collects timings (broker start, Faust group join, ...) that the conftest prints in the
+terminal summary, so every run reports what start-up costs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SH = ROOT / "scripts" / "kafka.sh"
+BOOTSTRAP_ENV = "ROLLGUARD_TEST_BOOTSTRAP"
+
+#: name -> seconds, printed at the end of the session (see conftest.pytest_terminal_summary).
+TIMINGS: dict[str, float] = {}
+
+
+def record_timing(name: str, seconds: float) -> None:
+    TIMINGS[name] = seconds
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    data_dir: Path
+    start_s: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KAFKA_SH), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def fetch(timeout: float = 600.0) -> None:
+    """Resolve the Kafka jars if needed (a no-op taking milliseconds when they are there)."""
+    proc = _run("fetch", timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/kafka.sh fetch failed:\n{proc.stderr}")
+
+
+def start(data_dir: Path, *, attempts: int = 3, timeout: float = 120.0) -> Broker:
+    """Start a broker on a free port; retries on another port if one was taken meanwhile."""
+    fetch()
+    last = ""
+    for _ in range(attempts):
+        port = free_port()
+        t0 = time.monotonic()
+        proc = _run("start", "--port", str(port), "--data-dir", str(data_dir), timeout=timeout)
+        if proc.returncode == 0:
+            elapsed = time.monotonic() - t0
+            line = os.environ.get("ROLLGUARD_KAFKA_LINE", "3")
+            record_timing(f"kafka broker start, Kafka {line}.x line (format + JVM + ready)", elapsed)
+            return Broker(f"127.0.0.1:{port}", data_dir, elapsed)
+        last = proc.stderr
+        _run("stop", "--data-dir", str(data_dir), timeout=60)
+    raise RuntimeError(f"could not start Kafka in {data_dir}:\n{last}")
+
+
+def stop(broker: Broker) -> None:
+    t0 = time.monotonic()
+    proc = _run("stop", "--data-dir", str(broker.data_dir), timeout=90)
+    record_timing("kafka broker stop", time.monotonic() - t0)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/kafka.sh stop failed:\n{proc.stderr}")
+
+
+def external_bootstrap() -> str | None:
+    """A user's own cluster, when ``ROLLGUARD_TEST_BOOTSTRAP`` is set."""
+    value = os.environ.get(BOOTSTRAP_ENV, "").strip()
+    return value or None

@@ -30,7 +30,7 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class EventColumns:
-    """The open batch of one rollout (live arms only; shadow events are kept apart upstream)."""
+    """The closed batch of one rollout as columns (live arms only; shadow events are kept apart)."""
 
     ts: list[float] = field(default_factory=list)
     arm: list[int] = field(default_factory=list)
@@ -48,31 +48,31 @@ class EventColumns:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def append(self, ev: Event) -> None:
-        n = len(self.ts)
-        self.ts.append(ev.ts)
-        self.arm.append(ARM_CANARY if ev.arm == "canary" else ARM_CONTROL)
-        self.status.append(STATUS_CODES[ev.status])
-        fv = ev.format_valid
-        self.fmt.append(-1 if fv is None else int(fv))
-        v = ev.latency_ms
-        self.latency.append(NAN if v is None else v)
-        v = ev.ttft_ms
-        self.ttft.append(NAN if v is None else v)
-        v = ev.tokens_out
-        self.tokens_out.append(NAN if v is None else v)
-        v = ev.cost_usd
-        self.cost.append(NAN if v is None else v)
-        self.segments.append(ev.segment)
-        self.units.append(ev.unit_id)
-        w = ev.canary_weight
-        self.weights.append(NAN if w is None else w)
-        if ev.quality or self.quality:
-            for key, column in self.quality.items():
-                column.append(ev.quality.get(key, NAN))
-            for key, score in ev.quality.items():
-                if key not in self.quality:
-                    self.quality[key] = [NAN] * n + [score]
+    @classmethod
+    def of(cls, events: list[Event]) -> EventColumns:
+        """Columns of a batch, built field by field (list comprehensions, not a loop of appends)."""
+        nan = NAN
+        codes = STATUS_CODES
+        cols = cls(
+            ts=[e.ts for e in events],
+            arm=[ARM_CANARY if e.arm == "canary" else ARM_CONTROL for e in events],
+            status=[codes[e.status] for e in events],
+            fmt=[-1 if e.format_valid is None else int(e.format_valid) for e in events],
+            latency=[nan if e.latency_ms is None else e.latency_ms for e in events],
+            ttft=[nan if e.ttft_ms is None else e.ttft_ms for e in events],
+            tokens_out=[nan if e.tokens_out is None else e.tokens_out for e in events],
+            cost=[nan if e.cost_usd is None else e.cost_usd for e in events],
+            segments=[e.segment for e in events],
+            units=[e.unit_id for e in events],
+            weights=[nan if e.canary_weight is None else e.canary_weight for e in events],
+        )
+        keys: dict[str, None] = {}
+        for e in events:
+            if e.quality:
+                keys.update(dict.fromkeys(e.quality))
+        for key in keys:
+            cols.quality[key] = [e.quality.get(key, nan) for e in events]
+        return cols
 
     def continuous(self) -> dict[str, FloatArray]:
         """The continuous metric columns, NaN where absent or where the request did not succeed."""

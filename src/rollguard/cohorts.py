@@ -54,7 +54,9 @@ class Cohort:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Cohort:
         key = str(state["key"])
-        return cls(int(state["slot"]), key, parse_cohort_key(key), float(state["born"]), float(state["last_seen"]))
+        return cls(
+            int(state["slot"]), key, parse_cohort_key(key), float(state["born"]), float(state["last_seen"])
+        )
 
 
 class CohortRegistry:

@@ -7,7 +7,8 @@ Example::
 
     alpha: 0.01                 # false-alarm budget per rollout, over all cohorts and metrics
     engine:
-      batch_seconds: 2          # verdicts are re-read at most this often (event time)
+      batch_seconds: 2          # verdicts are re-read at most this often (event time) ...
+      max_batch_seconds: 30     # ... and at least this often
     segments:
       dimensions: [input_class, tenant]
       groupings: [[input_class, tenant]]
@@ -49,6 +50,8 @@ class EngineSettings:
     """How the engine batches, bounds and budgets its work."""
 
     batch_seconds: float = 2.0
+    min_batch_events: int = 500
+    max_batch_seconds: float = 30.0
     allowed_lateness_s: float = 5.0
     min_samples: int = 100
     cohort_ttl_s: float = 3600.0
@@ -57,6 +60,7 @@ class EngineSettings:
     whole_rollout_alpha_share: float = 0.5
     baseline_window_s: float = 600.0
     drift_horizon_s: float = 86400.0
+    canary_horizon_s: float = 21600.0
     post_rollout_period_s: float = 86400.0
     unit_filter_bits: int = 1 << 20
 
@@ -140,7 +144,7 @@ class _Located:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.SafeLoader(" ").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    return yaml.SafeLoader(" ").construct_object(node, deep=True)
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -52,9 +52,7 @@ def contrast_scale(spec: MetricSpec, control_mean: float) -> float:
     return scale if scale > 0 else max(abs(control_mean), 1e-9) * 0.05
 
 
-def oriented_arms(
-    spec: MetricSpec, control: ArmSummary, canary: ArmSummary
-) -> tuple[ArmSummary, ArmSummary]:
+def oriented_arms(spec: MetricSpec, control: ArmSummary, canary: ArmSummary) -> tuple[ArmSummary, ArmSummary]:
     """Rewrite both arms so that D = canary' − control' − m: "worse" is positive, margins folded in.
 
     canary' = s·μ_t and control' = s·(1 + s·r)·μ_c (variance scaled by (1 + s·r)²).

@@ -20,7 +20,9 @@ from rollguard.sim import generate, get_scenario, write_jsonl
 INTERESTING = {"regressed", "unhealthy", "drifted", "post_rollout", "reset"}
 
 
-def run_demo(scenario: str, minutes: float, seed: int, out_dir: str | Path, config: Config | None = None) -> int:
+def run_demo(
+    scenario: str, minutes: float, seed: int, out_dir: str | Path, config: Config | None = None
+) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sc = get_scenario(scenario, seed=seed, duration_s=minutes * 60.0)
@@ -28,9 +30,13 @@ def run_demo(scenario: str, minutes: float, seed: int, out_dir: str | Path, conf
     n = write_jsonl(generate(sc), events_path)
     print(f"scenario {sc.name!r}: {n} events over {minutes:g} simulated minutes -> {events_path}")
     for inj in sc.injections:
-        print(f"  injected: {inj.label or inj.metric} at minute {inj.start_s / 60:g} in {inj.cohort or 'all'}")
+        print(
+            f"  injected: {inj.label or inj.metric} at minute {inj.start_s / 60:g} in {inj.cohort or 'all'}"
+        )
     summary = replay(events_path, config or Config(), out)
-    print(f"replayed: {summary.events} events, {summary.verdict_changes} verdict changes -> {out}/verdicts.jsonl")
+    print(
+        f"replayed: {summary.events} events, {summary.verdict_changes} verdict changes -> {out}/verdicts.jsonl"
+    )
     start = sc.start_ts
     shown = 0
     with open(out / "verdicts.jsonl", "rb") as fh:

@@ -144,12 +144,17 @@ def parse_ts(value: Any) -> float | str:
     return ts
 
 
+_INF = math.inf
+
+
 def _number(value: Any) -> float | None:
-    """A finite float, or None when the value is not a finite JSON number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
+    """A finite float, or None when the value is not a finite JSON number (booleans are not numbers)."""
+    kind = type(value)
+    if kind is float:
+        return value if -_INF < value < _INF else None
+    if kind is int:
+        return float(value)
+    return None
 
 
 def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Event | EventError:
@@ -186,7 +191,8 @@ def _eid(obj: Mapping[str, Any]) -> str | None:
 
 
 def _validate(obj: Mapping[str, Any]) -> Event | EventError:
-    version = obj.get("schema_version", SCHEMA_VERSION)
+    get = obj.get
+    version = get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         return EventError("schema_version", f"unsupported schema version {version!r} (expected 1)", _eid(obj))
     event_id = _required_str(obj, "event_id")
@@ -203,11 +209,15 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
     rollout_id = _required_str(obj, "rollout_id")
     if isinstance(rollout_id, EventError):
         return rollout_id
-    arm = obj.get("arm")
+    arm = get("arm")
     if arm not in ARMS:
-        reason = "required field is missing" if arm is None else f"must be one of control, canary, shadow; got {arm!r}"
+        reason = (
+            "required field is missing"
+            if arm is None
+            else f"must be one of control, canary, shadow; got {arm!r}"
+        )
         return EventError("arm", reason, event_id)
-    status = obj.get("status")
+    status = get("status")
     if status not in STATUSES:
         reason = (
             "required field is missing"
@@ -215,75 +225,67 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
             else f"must be one of ok, error, timeout, refusal; got {status!r}"
         )
         return EventError("status", reason, event_id)
-    event = Event(event_id=event_id, request_id=request_id, ts=ts, rollout_id=rollout_id, arm=arm, status=status)
 
-    for name, value in obj.items():
-        if name in KNOWN_FIELDS:
-            continue
-        event.extra[name] = value
-
-    variant = obj.get("variant")
-    if variant is not None:
-        if not isinstance(variant, str):
-            return EventError("variant", "must be a string", event_id)
-        event.variant = variant
-    unit_id = obj.get("unit_id")
-    if unit_id is not None:
-        if not isinstance(unit_id, str) or not unit_id:
-            return EventError("unit_id", "must be a non-empty string", event_id)
-        event.unit_id = unit_id
-    segment = obj.get("segment")
-    if segment is not None:
-        if not isinstance(segment, dict):
-            return EventError("segment", "must be an object of string to string", event_id)
+    variant = get("variant")
+    if variant is not None and type(variant) is not str:
+        return EventError("variant", "must be a string", event_id)
+    unit_id = get("unit_id")
+    if unit_id is not None and (type(unit_id) is not str or not unit_id):
+        return EventError("unit_id", "must be a non-empty string", event_id)
+    segment = get("segment")
+    if segment is None:
+        segment = {}
+    elif type(segment) is not dict:
+        return EventError("segment", "must be an object of string to string", event_id)
+    else:
         for key, value in segment.items():
-            if not isinstance(value, str):
+            if type(value) is not str:
                 return EventError(f"segment.{key}", "must be a string", event_id)
-        event.segment = segment
-    weight = obj.get("canary_weight")
+    weight = get("canary_weight")
     if weight is not None:
         w = _number(weight)
         if w is None or not 0.0 <= w <= 1.0:
             return EventError("canary_weight", f"must be a number in [0, 1], got {weight!r}", event_id)
-        event.canary_weight = w
+        weight = w
+    numbers: list[float | None] = []
     for name in NUMERIC_FIELDS:
-        value = obj.get(name)
-        if value is None:
-            continue
-        f = _number(value)
-        if f is None or f < 0.0:
-            return EventError(name, f"must be a finite non-negative number, got {value!r}", event_id)
-        setattr(event, name, f)
-    fmt = obj.get("format_valid")
-    if fmt is not None:
-        if not isinstance(fmt, bool):
-            return EventError("format_valid", "must be a boolean", event_id)
-        event.format_valid = fmt
-    quality = obj.get("quality")
+        value = get(name)
+        if value is not None:
+            f = _number(value)
+            if f is None or f < 0.0:
+                return EventError(name, f"must be a finite non-negative number, got {value!r}", event_id)
+            value = f
+        numbers.append(value)
+    fmt = get("format_valid")
+    if fmt is not None and type(fmt) is not bool:
+        return EventError("format_valid", "must be a boolean", event_id)
+    quality = get("quality")
+    scores: dict[str, float] = {}
     if quality is not None:
-        if not isinstance(quality, dict):
+        if type(quality) is not dict:
             return EventError("quality", "must be an object of string to number", event_id)
-        scores: dict[str, float] = {}
         for key, value in quality.items():
             f = _number(value)
             if f is None:
                 return EventError(f"quality.{key}", f"must be a finite number, got {value!r}", event_id)
             scores[key] = f
-        event.quality = scores
-    text = obj.get("response_text")
-    if text is not None:
-        if not isinstance(text, str):
-            return EventError("response_text", "must be a string", event_id)
-        event.response_text = text
-    emb = obj.get("response_embedding")
+    text = get("response_text")
+    if text is not None and type(text) is not str:
+        return EventError("response_text", "must be a string", event_id)
+    emb = get("response_embedding")
+    vec: list[float] | None = None
     if emb is not None:
-        if not isinstance(emb, list) or not emb:
+        if type(emb) is not list or not emb:
             return EventError("response_embedding", "must be a non-empty array of numbers", event_id)
-        vec: list[float] = []
+        vec = []
         for i, value in enumerate(emb):
             f = _number(value)
             if f is None:
                 return EventError(f"response_embedding[{i}]", "must be a finite number", event_id)
             vec.append(f)
-        event.response_embedding = vec
-    return event
+    extra = {} if obj.keys() <= KNOWN_FIELDS else {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
+    latency, ttft, tokens_in, tokens_out, cost = numbers
+    return Event(
+        event_id, request_id, ts, rollout_id, arm, status, variant, segment, unit_id, weight,
+        latency, ttft, tokens_in, tokens_out, cost, fmt, scores, text, vec, extra,
+    )  # fmt: skip

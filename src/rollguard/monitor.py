@@ -37,6 +37,7 @@ from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare
 from rollguard.drift import CusumBank, cusum_threshold
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
+from rollguard.onset import PairedCusum
 from rollguard.stats import (
     LogHistogram,
     SampleRatioTest,
@@ -64,6 +65,7 @@ class MeanTest:
     tau2: FloatArray
     drift: CusumBank
     post: CusumBank
+    onset: PairedCusum
 
 
 class RolloutMonitor:
@@ -88,8 +90,14 @@ class RolloutMonitor:
         self.quality: dict[str, FloatArray] = {}
         self.hists: dict[str, list[list[LogHistogram] | None]] = {f: [None] * self.cap for f in TAIL_FIELDS}
         self._template = LogHistogram(HIST_ACCURACY)
-        self.buffer = EventColumns()
+        self.buffer: list[Event] = []
         self.batch_start: float | None = None
+        # A batch closes once it spans batch_seconds *and* holds min_batch_events, or at the latest
+        # after max_batch_seconds: verdicts are re-read at least that often, and the per-batch work is
+        # spread over enough events to keep the per-event cost low at any traffic rate.
+        self.batch_seconds = eng.batch_seconds
+        self.min_batch_events = eng.min_batch_events
+        self.max_batch_seconds = max(eng.max_batch_seconds, eng.batch_seconds)
         self.batch_end_ts = -math.inf
         self.watermark = -math.inf
         self.canary_variant: str | None = None
@@ -100,7 +108,10 @@ class RolloutMonitor:
         self.alpha_whole = config.alpha * share / n_tests
         self.alpha_segment = config.alpha * (1 - share) / (n_tests * max(eng.max_cohorts_per_rollout - 1, 1))
         self.threshold_drift = cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, self.alpha_segment)
-        self.threshold_post = cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, self.alpha_segment / 2)
+        self.threshold_post = cusum_threshold(
+            eng.post_rollout_period_s / eng.batch_seconds, self.alpha_segment / 2
+        )
+        self.onset_horizon = eng.canary_horizon_s / eng.batch_seconds
         self.tests: dict[str, MeanTest] = {}
         for spec in config.metrics:
             if spec.enabled and spec.kind in ("rate", "mean"):
@@ -120,27 +131,32 @@ class RolloutMonitor:
         if spec.kind == "rate":
             num, den = RATE_COLUMNS[spec.field]
 
-            def read(arm: int, num: int = num, den: int = den) -> tuple[FloatArray, FloatArray, FloatArray]:
+            def read_rate(
+                arm: int, num: int = num, den: int = den
+            ) -> tuple[FloatArray, FloatArray, FloatArray]:
                 n = self.counts[:, arm, den].astype(np.float64)
                 k = self.counts[:, arm, num].astype(np.float64)
                 return n, k / np.maximum(n, 1.0), regularised_bernoulli_variance(k, n)
 
+            read: Callable[[int], tuple[FloatArray, FloatArray, FloatArray]] = read_rate
             kind = "bernoulli"
         elif spec.field.startswith("quality."):
             key = spec.field[len("quality.") :]
 
-            def read(arm: int, key: str = key) -> tuple[FloatArray, FloatArray, FloatArray]:
+            def read_quality(arm: int, key: str = key) -> tuple[FloatArray, FloatArray, FloatArray]:
                 m = self.quality[key][:, arm, :]
                 return m[:, 0], m[:, 1], m[:, 2] / np.maximum(m[:, 0] - 1.0, 1.0)
 
+            read = read_quality
             kind = "gaussian"
         else:
             j = CONTINUOUS_FIELDS.index(spec.field)
 
-            def read(arm: int, j: int = j) -> tuple[FloatArray, FloatArray, FloatArray]:
+            def read_moment(arm: int, j: int = j) -> tuple[FloatArray, FloatArray, FloatArray]:
                 m = self.moments[:, arm, j, :]
                 return m[:, 0], m[:, 1], m[:, 2] / np.maximum(m[:, 0] - 1.0, 1.0)
 
+            read = read_moment
             kind = "gaussian"
         self.tests[spec.name] = MeanTest(
             spec,
@@ -149,6 +165,7 @@ class RolloutMonitor:
             np.full(self.cap, np.nan),
             CusumBank(kind, self.cap, self.threshold_drift),
             CusumBank(kind, self.cap, self.threshold_post),
+            PairedCusum(self.cap, self.onset_horizon, self.alpha_whole / 2, self.alpha_segment / 2),
         )
 
     def _grow(self, needed: int) -> None:
@@ -168,6 +185,7 @@ class RolloutMonitor:
             t.tau2 = np.concatenate([t.tau2, np.full(pad, np.nan)])
             t.drift.grow(new)
             t.post.grow(new)
+            t.onset.grow(new)
         self.cap = new
 
     # ------------------------------------------------------------------ event path
@@ -180,12 +198,15 @@ class RolloutMonitor:
         if ev.arm == "canary" and ev.variant is not None:
             self.canary_variant = ev.variant
         ts = ev.ts
-        if self.batch_start is None:
-            self.batch_start = ts - ts % self.cfg.engine.batch_seconds
-        elif ts >= self.batch_start + self.cfg.engine.batch_seconds:
+        start = self.batch_start
+        if start is None:
+            self.batch_start = ts - ts % self.batch_seconds
+        elif ts >= start + self.batch_seconds and (
+            len(self.buffer) >= self.min_batch_events or ts >= start + self.max_batch_seconds
+        ):
             out.extend(self.flush())
-            self.batch_start = ts - ts % self.cfg.engine.batch_seconds
-        elif ts < self.batch_start:
+            self.batch_start = ts - ts % self.batch_seconds
+        elif ts < start:
             self.counters["late"] += 1
         self.buffer.append(ev)
         if ts > self.watermark:
@@ -195,10 +216,10 @@ class RolloutMonitor:
     # ------------------------------------------------------------------ batch close
     def flush(self) -> list[VerdictChange]:
         """Close the open batch: update every cohort and re-read every test."""
-        cols = self.buffer
-        if len(cols) == 0:
+        if not self.buffer:
             return []
-        self.buffer = EventColumns()
+        cols = EventColumns.of(self.buffer)
+        self.buffer = []
         self.counters["events"] += len(cols)
         self.counters["batches"] += 1
         now = max(cols.ts)
@@ -225,6 +246,12 @@ class RolloutMonitor:
             # Control traffic after promotion (stragglers) must not touch the frozen baseline.
             batch_counts[:, ARM_CONTROL] = 0
             batch_moments[:, ARM_CONTROL] = 0
+        if self.phase == "canary":
+            live = np.zeros(self.cap, dtype=bool)
+            for c in self.registry.live():
+                live[c.slot] = True
+            quality_batch = {k: v.reshape(self.cap, 2, 3) for k, v in agg.quality.items()}
+            changes.extend(self._onset(now, live, batch_counts, batch_moments, quality_batch))
         self.counts += batch_counts
         merge_moments(self.moments, batch_moments)
         batch_quality = {}
@@ -251,47 +278,51 @@ class RolloutMonitor:
         return changes
 
     def _memberships(self, cols: EventColumns, now: float) -> tuple[IntArray, IntArray, list[int]]:
-        reg = self.registry
+        """Each event's cohort slots (whole rollout, one per dimension, one per grouping) as rows."""
         slots: list[int] = []
         members: list[int] = []
-        seen: dict[int, None] = {0: None}
-        dims = self.dims
-        groupings = self.cfg.segments.groupings
-        exclude = self.cfg.segments.exclude
-        max_dims = self.cfg.segments.max_dimensions
+        cache: dict[tuple[tuple[str, str], ...], list[int]] = {}
         for i, seg in enumerate(cols.segments):
-            slots.append(0)
-            members.append(i)
-            if not seg:
-                continue
-            if self.discover_dims:
-                for d in seg:
-                    if d not in dims and d not in exclude and len(dims) < max_dims:
-                        dims.append(d)
-            for d in dims:
-                v = seg.get(d)
-                if v is None:
-                    continue
-                s = reg.slot(f"{d}={v}", now)
-                if s >= 0:
-                    slots.append(s)
-                    members.append(i)
-                    seen[s] = None
-            for g in groupings:
-                if all(d in seg for d in g):
-                    s = reg.slot(cohort_key({d: seg[d] for d in g}), now)
-                    if s >= 0:
-                        slots.append(s)
-                        members.append(i)
-                        seen[s] = None
-        self._grow(reg.next_slot)
-        by_slot = {c.slot: c for c in reg.live()}
+            key = tuple(seg.items())
+            these = cache.get(key)
+            if these is None:
+                these = cache[key] = self._slots_of(seg, now)
+            slots.extend(these)
+            members.extend([i] * len(these))
+        self._grow(self.registry.next_slot)
+        seen = sorted({s for these in cache.values() for s in these})
+        by_slot = {c.slot: c for c in self.registry.live()}
         for s in seen:
             by_slot[s].last_seen = now
         arm = np.asarray(cols.arm, dtype=np.int64)
         member_arr = np.asarray(members, dtype=np.int64)
         rows = np.asarray(slots, dtype=np.int64) * 2 + arm[member_arr]
-        return rows, member_arr, list(seen)
+        return rows, member_arr, seen
+
+    def _slots_of(self, seg: dict[str, str], now: float) -> list[int]:
+        """The slots a segment combination belongs to, creating cohorts within the budget."""
+        reg = self.registry
+        out = [0]
+        if not seg:
+            return out
+        dims = self.dims
+        if self.discover_dims:
+            exclude = self.cfg.segments.exclude
+            for d in seg:
+                if d not in dims and d not in exclude and len(dims) < self.cfg.segments.max_dimensions:
+                    dims.append(d)
+        for d in dims:
+            v = seg.get(d)
+            if v is not None:
+                s = reg.slot(f"{d}={v}", now)
+                if s >= 0:
+                    out.append(s)
+        for g in self.cfg.segments.groupings:
+            if all(d in seg for d in g):
+                s = reg.slot(cohort_key({d: seg[d] for d in g}), now)
+                if s >= 0:
+                    out.append(s)
+        return out
 
     def _quality_slot(self, key: str) -> None:
         if key in self.quality:
@@ -322,6 +353,7 @@ class RolloutMonitor:
             t.state[slot] = -1
             t.drift.disarm(slot)
             t.post.disarm(slot)
+            t.onset.reset(slot)
         self.tail_state = {k: v for k, v in self.tail_state.items() if k[0] != slot}
 
     # ------------------------------------------------------------------ SRM
@@ -329,13 +361,17 @@ class RolloutMonitor:
         is_canary: list[bool] = []
         weights: list[float] = []
         fallback = self.intended_weight
+        picked: list[str] = []
         for unit, arm, w in zip(cols.units, cols.arm, cols.weights, strict=True):
             weight = fallback if w != w else w  # NaN check without a call
             if weight is None or unit is None or not 0.0 < weight < 1.0:
                 continue
-            if self.units.add_if_new(unit):
-                is_canary.append(arm == ARM_CANARY)
-                weights.append(weight)
+            picked.append(unit)
+            is_canary.append(arm == ARM_CANARY)
+            weights.append(weight)
+        new = self.units.add_many(picked)
+        is_canary = [c for c, n in zip(is_canary, new, strict=True) if n]
+        weights = [w for w, n in zip(weights, new, strict=True) if n]
         if not is_canary:
             return []
         self.srm.update_many(np.asarray(is_canary), np.asarray(weights))
@@ -376,7 +412,9 @@ class RolloutMonitor:
                 scale = contrast_scale(t.spec, float(mean[slot]))
                 # Conservative reference: the baseline's own upper confidence bound (oriented).
                 v = var[slot] / n[slot]
-                upper = s * mean[slot] + normal_mixture_halfwidth(max(v, 1e-300), scale**2, self.alpha_segment)
+                upper = s * mean[slot] + normal_mixture_halfwidth(
+                    max(v, 1e-300), scale**2, self.alpha_segment
+                )
                 t.post.arm(slot, float(upper), scale, math.sqrt(max(var[slot], 1e-12)))
             t.state[:] = -1
         for f in TAIL_FIELDS:
@@ -425,22 +463,22 @@ class RolloutMonitor:
                     continue
                 n_c, mean_c, var_c = self.baseline[name]
                 n_c, mean_c, var_c = _fit(n_c, self.cap), _fit(mean_c, self.cap), _fit(var_c, self.cap)
-                alpha_cs = alphas / 2
             else:
                 n_c, mean_c, var_c = t.read(ARM_CONTROL)
-                alpha_cs = alphas
+            # Half of each test's α goes to the cumulative interval, half to the change detector
+            # (the paired onset CUSUM in the canary phase, the baseline CUSUM after promotion).
+            alpha_cs = alphas / 2
             ok = live & (n_t >= min_n) & (n_c >= min_n)
             if ok.any():
                 fresh = ok & np.isnan(t.tau2)
                 if fresh.any():
-                    for slot in np.flatnonzero(fresh):
+                    for slot in np.flatnonzero(fresh).tolist():
                         t.tau2[slot] = contrast_scale(spec, float(mean_c[slot])) ** 2
-                div = 2.0 if post else 1.0
                 new = _states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, t.tau2,
-                              self.alpha_whole / div, self.alpha_segment / div)  # fmt: skip
+                              self.alpha_whole / 2, self.alpha_segment / 2)  # fmt: skip
                 new = np.where(t.state == STATE_CODE[VerdictState.REGRESSED], t.state, new)
                 changed = ok & (new != t.state)
-                for slot in np.flatnonzero(changed):
+                for slot in np.flatnonzero(changed).tolist():
                     state, evidence = compare_means(
                         spec,
                         ArmSummary(int(n_c[slot]), float(mean_c[slot]), float(var_c[slot])),
@@ -452,14 +490,18 @@ class RolloutMonitor:
                     t.state[slot] = STATE_CODE[state]
                     if prev == t.state[slot]:
                         continue
-                    out.append(self._change("verdict", now, slot, name, state.value, prev, evidence.to_dict()))
+                    out.append(
+                        self._change("verdict", now, slot, name, state.value, prev, evidence.to_dict())
+                    )
             # Change detection against a frozen reference: drift of the control (canary phase) or
             # the new version against its baseline (post-rollout).
-            k, n = _batch_values(spec, batch_counts, batch_moments, batch_quality, ARM_CANARY if post else ARM_CONTROL)
+            k, n = _batch_values(
+                spec, batch_counts, batch_moments, batch_quality, ARM_CANARY if post else ARM_CONTROL
+            )
             s = 1.0 if spec.higher_is_worse else -1.0
             if post:
                 fired = t.post.update(k if spec.kind == "rate" else s * k, n)
-                for slot in np.flatnonzero(fired & live):
+                for slot in np.flatnonzero(fired & live).tolist():
                     if t.state[slot] == STATE_CODE[VerdictState.REGRESSED]:
                         continue
                     prev = int(t.state[slot])
@@ -471,14 +513,62 @@ class RolloutMonitor:
                 self._arm_drift(t, now, n_c, mean_c, var_c)
                 before = t.drift.alarm.copy()
                 fired = t.drift.update(k if spec.kind == "rate" else s * k, n)
-                for slot in np.flatnonzero(fired & live):
-                    out.append(self._drift_change(now, int(slot), name, t, DriftState.DRIFTED))
-                for slot in np.flatnonzero(t.drift.cleared(before) & live):
-                    out.append(self._drift_change(now, int(slot), name, t, DriftState.STABLE))
+                for slot in np.flatnonzero(fired & live).tolist():
+                    out.append(self._drift_change(now, slot, name, t, DriftState.DRIFTED))
+                for slot in np.flatnonzero(t.drift.cleared(before) & live).tolist():
+                    out.append(self._drift_change(now, slot, name, t, DriftState.STABLE))
         out.extend(self._evaluate_tails(now, live))
         return out
 
-    def _arm_drift(self, t: MeanTest, now: float, n_c: FloatArray, mean_c: FloatArray, var_c: FloatArray) -> None:
+    def _onset(
+        self,
+        now: float,
+        live: npt.NDArray[np.bool_],
+        batch_counts: IntArray,
+        batch_moments: FloatArray,
+        batch_quality: dict[str, FloatArray],
+    ) -> list[VerdictChange]:
+        """Paired per-batch CUSUM of canary vs control (see :mod:`rollguard.onset`)."""
+        out: list[VerdictChange] = []
+        min_n = self.cfg.engine.min_samples
+        regressed = STATE_CODE[VerdictState.REGRESSED]
+        for name, t in self.tests.items():
+            spec = t.spec
+            kt, nt_b = _batch_values(spec, batch_counts, batch_moments, batch_quality, ARM_CANARY)
+            kc, nc_b = _batch_values(spec, batch_counts, batch_moments, batch_quality, ARM_CONTROL)
+            n_t, mean_t, var_t = t.read(ARM_CANARY)
+            n_c, mean_c, var_c = t.read(ARM_CONTROL)
+            use = live & (nt_b > 0) & (nc_b > 0) & (n_t >= min_n) & (n_c >= min_n) & ~np.isnan(t.tau2)
+            use &= t.state != regressed
+            if not use.any():
+                continue
+            s = 1.0 if spec.higher_is_worse else -1.0
+            lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if spec.kind == "rate":
+                    xt, xc = kt / np.maximum(nt_b, 1.0), kc / np.maximum(nc_b, 1.0)
+                else:
+                    xt, xc = kt, kc
+                contrast = s * xt - s * lam * xc - absolute_margin(spec)
+                variance = np.maximum(var_t, var_c) * (1.0 / nt_b + lam * lam / nc_b)
+            step = np.sqrt(np.where(np.isnan(t.tau2), 1.0, t.tau2))
+            fired = t.onset.update(use, contrast, variance, step)
+            for slot in np.flatnonzero(fired).tolist():
+                prev = int(t.state[slot])
+                t.state[slot] = regressed
+                ev = t.onset.evidence(slot, float(step[slot]))
+                ev.update({
+                    "n_control": int(n_c[slot]), "n_canary": int(n_t[slot]),
+                    "control": float(mean_c[slot]), "canary": float(mean_t[slot]),
+                    "alpha": float(self._alpha(slot) / 2), "margin": spec.margin,
+                    "margin_relative": spec.relative,
+                })  # fmt: skip
+                out.append(self._change("verdict", now, slot, name, "regressed", prev, _round(ev)))
+        return out
+
+    def _arm_drift(
+        self, t: MeanTest, now: float, n_c: FloatArray, mean_c: FloatArray, var_c: FloatArray
+    ) -> None:
         """Freeze a cohort's control reference once it has a baseline window and enough samples."""
         eng = self.cfg.engine
         s = 1.0 if t.spec.higher_is_worse else -1.0
@@ -503,7 +593,7 @@ class RolloutMonitor:
         post = self.phase == "post_rollout"
         for spec in self.tail_specs:
             field = spec.field
-            for slot in np.flatnonzero(live):
+            for slot in np.flatnonzero(live).tolist():
                 pair = self.hists[field][slot]
                 if pair is None:
                     continue
@@ -514,8 +604,8 @@ class RolloutMonitor:
                 key = (int(slot), spec.name)
                 prev_state, last_n = self.tail_state.get(key, (None, 0))
                 n_now = int(canary.count + control.count)
-                # Re-read a tail when its evidence grew by 2%: the quantile search is the costly test.
-                if prev_state is VerdictState.REGRESSED or (prev_state is not None and n_now < last_n * 1.02):
+                # Re-read a tail when its evidence grew by 5%: the quantile search is the costly test.
+                if prev_state is VerdictState.REGRESSED or (prev_state is not None and n_now < last_n * 1.05):
                     continue
                 alpha = self._alpha(int(slot)) / (2 if post else 1)
                 state, evidence = compare_quantiles(spec, control, canary, alpha)
@@ -534,7 +624,9 @@ class RolloutMonitor:
         return VerdictChange(kind, now, self.rollout_id, cohort.key, dict(cohort.scope), metric, self.phase,
                              state, previous, evidence)  # fmt: skip
 
-    def _drift_change(self, now: float, slot: int, metric: str, t: MeanTest, state: DriftState) -> VerdictChange:
+    def _drift_change(
+        self, now: float, slot: int, metric: str, t: MeanTest, state: DriftState
+    ) -> VerdictChange:
         cohort = next(c for c in self.registry.live() if c.slot == slot)
         previous = DriftState.STABLE if state is DriftState.DRIFTED else DriftState.DRIFTED
         ev = _round(t.drift.evidence(slot))
@@ -570,11 +662,12 @@ def _states(
     lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
     m = absolute_margin(spec)
     t2 = np.where(np.isnan(tau2), 1.0, tau2)
-    args = (s * mean_t, var_t, n_t, s * lam * mean_c, lam * lam * var_c, n_c)
+    mt, mc, vc = s * mean_t, s * lam * mean_c, lam * lam * var_c
     lo = np.empty(n_t.shape)
     hi = np.empty(n_t.shape)
-    lo[:1], hi[:1] = difference_cs_many(*(a[:1] for a in args), alpha_whole, t2[:1])
-    lo[1:], hi[1:] = difference_cs_many(*(a[1:] for a in args), alpha_segment, t2[1:])
+    w, g = slice(0, 1), slice(1, None)
+    lo[w], hi[w] = difference_cs_many(mt[w], var_t[w], n_t[w], mc[w], vc[w], n_c[w], alpha_whole, t2[w])
+    lo[g], hi[g] = difference_cs_many(mt[g], var_t[g], n_t[g], mc[g], vc[g], n_c[g], alpha_segment, t2[g])
     out = np.zeros(n_t.shape, dtype=np.int8)
     out[lo - m > 0] = STATE_CODE[VerdictState.REGRESSED]
     out[hi - m < 0] = STATE_CODE[VerdictState.NON_INFERIOR]

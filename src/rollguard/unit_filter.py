@@ -14,7 +14,6 @@ test down once the filter fills up.
 from __future__ import annotations
 
 import base64
-import hashlib
 import zlib
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 
 
 class UnitFilter:
-    """Bloom filter with ``hashes`` probes from one BLAKE2b digest (deterministic across runs)."""
+    """Bloom filter with ``hashes`` probes by double hashing (deterministic across runs)."""
 
     __slots__ = ("_bits", "_hashes", "_mask", "_nbits", "added")
 
@@ -37,20 +36,36 @@ class UnitFilter:
 
     def add_if_new(self, unit: str) -> bool:
         """Record ``unit``; True when it was (probably) not seen before."""
-        digest = hashlib.blake2b(unit.encode(), digest_size=16).digest()
-        h1 = int.from_bytes(digest[:8], "little")
-        h2 = int.from_bytes(digest[8:], "little") | 1
-        new = False
-        bits = self._bits
-        for i in range(self._hashes):
-            pos = (h1 + i * h2) & self._mask
-            byte, bit = pos >> 3, 1 << (pos & 7)
-            if not bits[byte] & bit:
-                new = True
-                bits[byte] |= bit
-        if new:
-            self.added += 1
-        return new
+        return self.add_many([unit])[0]
+
+    def add_many(self, units: list[str]) -> list[bool]:
+        """Record a batch of units; for each, True when it was (probably) new at that point.
+
+        Hashing is vectorised over the batch's distinct units (CRC-32 and Adler-32 seed a double
+        hashing scheme: deterministic across runs and machines, unlike Python's ``hash``).
+        """
+        distinct = list(dict.fromkeys(units))
+        if not distinct:
+            return []
+        encoded = [u.encode() for u in distinct]
+        h1 = np.array([zlib.crc32(b) for b in encoded], dtype=np.uint64)
+        h2 = np.array([zlib.adler32(b) for b in encoded], dtype=np.uint64) | np.uint64(1)
+        i = np.arange(self._hashes, dtype=np.uint64)
+        pos = (h1[:, None] + i[None, :] * h2[:, None]) & np.uint64(self._mask)
+        byte = (pos >> np.uint64(3)).astype(np.intp)
+        bit = np.left_shift(np.uint8(1), (pos & np.uint64(7)).astype(np.uint8))
+        known = ((self._bits[byte] & bit) != 0).all(axis=1)
+        np.bitwise_or.at(self._bits, byte.ravel(), bit.ravel())
+        new_units = {u for u, k in zip(distinct, known.tolist(), strict=True) if not k}
+        self.added += len(new_units)
+        out = []
+        for u in units:
+            if u in new_units:
+                out.append(True)
+                new_units.discard(u)  # later requests of the same unit in this batch are not new
+            else:
+                out.append(False)
+        return out
 
     def to_state(self) -> dict[str, Any]:
         packed = base64.b64encode(zlib.compress(self._bits.tobytes(), 6)).decode()

@@ -74,7 +74,9 @@ def test_event_time_is_epoch_seconds_or_rfc3339(ts: object, expected: float) -> 
         ({"schema_version": 2}, "schema_version", "unsupported"),
     ],
 )
-def test_a_bad_field_is_named_with_what_was_wrong(change: dict[str, object], field: str, fragment: str) -> None:
+def test_a_bad_field_is_named_with_what_was_wrong(
+    change: dict[str, object], field: str, fragment: str
+) -> None:
     err = parse_event({**GOOD, **change})
     assert isinstance(err, EventError)
     assert err.field == field
@@ -103,6 +105,8 @@ def test_unknown_fields_are_kept_not_rejected() -> None:
 
 
 def test_minimal_event_needs_only_the_required_fields() -> None:
-    ev = parse_event(b'{"event_id":"a","request_id":"b","ts":1767225600,"rollout_id":"r","arm":"control","status":"error"}')
+    ev = parse_event(
+        b'{"event_id":"a","request_id":"b","ts":1767225600,"rollout_id":"r","arm":"control","status":"error"}'
+    )
     assert isinstance(ev, Event)
     assert ev.segment == {} and ev.quality == {} and ev.latency_ms is None

@@ -7,7 +7,7 @@ Example::
 
     alpha: 0.01                 # false-alarm budget per rollout, over all cohorts and metrics
     engine:
-      batch_seconds: 2          # verdicts are re-read at most this often (event time) ...
+      batch_seconds: 5          # verdicts are re-read at most this often (event time) ...
       max_batch_seconds: 30     # ... and at least this often
     segments:
       dimensions: [input_class, tenant]
@@ -28,7 +28,18 @@ from typing import Any, Final
 
 import yaml
 
+from rollguard.embeddings.settings import EmbeddingSettings, ShadowSettings, parse_embeddings, parse_shadow
 from rollguard.metrics import BUILTIN_METRICS, QUALITY_DEFAULT_MARGIN, MetricSpec, quality_metric
+from rollguard.policy_settings import (
+    AlertSettings,
+    CommandSettings,
+    GateSettings,
+    PromotionSettings,
+    parse_alerts,
+    parse_commands,
+    parse_gate,
+    parse_promotion,
+)
 
 PHASES: Final = ("auto", "canary", "post_rollout")
 
@@ -49,18 +60,18 @@ class ConfigError(ValueError):
 class EngineSettings:
     """How the engine batches, bounds and budgets its work."""
 
-    batch_seconds: float = 2.0
+    batch_seconds: float = 5.0
     min_batch_events: int = 500
     max_batch_seconds: float = 30.0
     allowed_lateness_s: float = 5.0
     min_samples: int = 100
     cohort_ttl_s: float = 3600.0
-    max_cohorts_per_rollout: int = 64
+    max_cohorts_per_rollout: int = 32
     max_quality_keys: int = 4
     whole_rollout_alpha_share: float = 0.5
     baseline_window_s: float = 600.0
     drift_horizon_s: float = 86400.0
-    canary_horizon_s: float = 21600.0
+    canary_horizon_s: float = 14400.0
     post_rollout_period_s: float = 86400.0
     unit_filter_bits: int = 1 << 20
 
@@ -91,6 +102,12 @@ class Config:
     quality_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, RolloutSettings] = field(default_factory=dict)
     extra_sections: dict[str, Any] = field(default_factory=dict)
+    embeddings: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    shadow: ShadowSettings = field(default_factory=ShadowSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    commands: CommandSettings = field(default_factory=CommandSettings)
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
         return self.rollouts.get(rollout_id) or self.rollouts.get("*") or RolloutSettings()
@@ -175,6 +192,17 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     return _config_from(data, loc)
 
 
+def compose_located(text: str, source: str) -> tuple[Any, _Located]:
+    """YAML text as plain data plus its line table, for other YAML files (e.g. ``models/embedding.yaml``)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(f"not valid YAML: {exc.problem}", line=line, source=source) from exc
+    loc = _Located(source)
+    return (None if root is None else loc.build(root, "")), loc
+
+
 def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     known = {"alpha", "srm_alpha", "engine", "segments", "metrics", "rollouts"}
     for key in data:
@@ -189,7 +217,15 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     metrics, quality = _metrics(data.get("metrics", {}), loc)
     rollouts = _rollouts(data.get("rollouts", {}), loc)
     extra = {k: v for k, v in data.items() if k in OPEN_SECTIONS}
-    return Config(alpha, srm_alpha, engine, segments, metrics, quality, rollouts, extra)
+    embeddings = parse_embeddings(data.get("embeddings"), loc)
+    shadow = parse_shadow(data.get("shadow"), loc)
+    return Config(
+        alpha, srm_alpha, engine, segments, metrics, quality, rollouts, extra, embeddings, shadow,
+        alerts=parse_alerts(data.get("alerts"), loc),
+        commands=parse_commands(data.get("commands"), loc),
+        promotion=parse_promotion(data.get("promotion"), loc),
+        gate=parse_gate(data.get("gate"), loc),
+    )  # fmt: skip
 
 
 def _mapping(value: Any, path: str, loc: _Located) -> dict[str, Any]:

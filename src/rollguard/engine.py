@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from typing import Any
 
 from rollguard.cohorts import WHOLE
 from rollguard.config import Config
-from rollguard.events import Event
+from rollguard.events import Event, parse_event
 from rollguard.monitor import RolloutMonitor
 from rollguard.verdicts import VerdictChange
 
@@ -89,3 +90,30 @@ class Engine:
         for rollout_id in sorted(self.monitors):
             out.extend(self.monitors[rollout_id].flush())
         return out
+
+    def to_state(self) -> dict[str, Any]:
+        """All rollouts' state plus the reorder buffer, as JSON-compatible data."""
+        return {
+            "v": 1,
+            "monitors": {rid: m.to_state() for rid, m in sorted(self.monitors.items())},
+            "heap": [[ts, seq, ev.to_dict()] for ts, seq, ev in sorted(self._heap)],
+            "seq": self._seq,
+            "max_ts": None if self._max_ts == float("-inf") else self._max_ts,
+            "released_ts": None if self._released_ts == float("-inf") else self._released_ts,
+            "late_events": self.late_events,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: Config | None = None) -> Engine:
+        """Resume from :meth:`to_state` output: the same events afterwards give the same decisions."""
+        engine = cls(config)
+        engine.monitors = {rid: RolloutMonitor.from_state(s, engine.config) for rid, s in state["monitors"].items()}
+        for ts, seq, raw in state["heap"]:
+            ev = parse_event(raw)
+            assert isinstance(ev, Event)
+            heapq.heappush(engine._heap, (float(ts), int(seq), ev))
+        engine._seq = int(state["seq"])
+        engine._max_ts = float("-inf") if state["max_ts"] is None else float(state["max_ts"])
+        engine._released_ts = float("-inf") if state["released_ts"] is None else float(state["released_ts"])
+        engine.late_events = int(state["late_events"])
+        return engine

@@ -34,6 +34,7 @@ from rollguard.batch import (
 from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
 from rollguard.config import Config
 from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare_quantiles, contrast_scale
+from rollguard.budget import AlphaBudget
 from rollguard.drift import CusumBank, cusum_threshold
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
@@ -66,6 +67,8 @@ class MeanTest:
     drift: CusumBank
     post: CusumBank
     onset: PairedCusum
+    alpha_whole: float  # this test's share of α for the whole-rollout cohort ...
+    alpha_segment: float  # ... and for each segment cohort
 
 
 class RolloutMonitor:
@@ -103,26 +106,22 @@ class RolloutMonitor:
         self.canary_variant: str | None = None
         self.counters = {"events": 0, "shadow": 0, "late": 0, "batches": 0, "quality_keys_refused": 0}
         # Budget: α over slots × metric tests; the whole rollout gets its own share.
-        n_tests = sum(1 for m in config.metrics if m.enabled) + eng.max_quality_keys
-        share = eng.whole_rollout_alpha_share
-        self.alpha_whole = config.alpha * share / n_tests
-        self.alpha_segment = config.alpha * (1 - share) / (n_tests * max(eng.max_cohorts_per_rollout - 1, 1))
-        self.threshold_drift = cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, self.alpha_segment)
-        self.threshold_post = cusum_threshold(
-            eng.post_rollout_period_s / eng.batch_seconds, self.alpha_segment / 2
-        )
+        self.budget = AlphaBudget(config)
         self.onset_horizon = eng.canary_horizon_s / eng.batch_seconds
         self.tests: dict[str, MeanTest] = {}
         for spec in config.metrics:
             if spec.enabled and spec.kind in ("rate", "mean"):
                 self._add_mean_test(spec)
         self.tail_specs = [m for m in config.metrics if m.enabled and m.kind == "quantile"]
+        self.tail_onset = {
+            spec.name: PairedCusum(self.cap, self.onset_horizon, *(a / 2 for a in self.budget.of(spec)))
+            for spec in self.tail_specs
+        }
         self.tail_state: dict[tuple[int, str], tuple[VerdictState, int]] = {}
         self.srm = SampleRatioTest(config.srm_alpha)
         self.health = HealthState.HEALTHY
         self.units = UnitFilter(eng.unit_filter_bits)
         # Reference snapshots for drift (control's early history) and post-rollout (at promotion).
-        self.drift_ready = np.zeros(self.cap, dtype=bool)
         self.baseline: dict[str, tuple[FloatArray, FloatArray, FloatArray]] = {}
         self.baseline_hists: dict[tuple[int, str], LogHistogram] = {}
 
@@ -158,14 +157,18 @@ class RolloutMonitor:
 
             read = read_moment
             kind = "gaussian"
+        eng = self.cfg.engine
+        a_whole, a_seg = self.budget.of(spec)
         self.tests[spec.name] = MeanTest(
             spec,
             read,
             np.full(self.cap, -1, dtype=np.int8),
             np.full(self.cap, np.nan),
-            CusumBank(kind, self.cap, self.threshold_drift),
-            CusumBank(kind, self.cap, self.threshold_post),
-            PairedCusum(self.cap, self.onset_horizon, self.alpha_whole / 2, self.alpha_segment / 2),
+            CusumBank(kind, self.cap, cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, a_seg)),
+            CusumBank(kind, self.cap, cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, a_seg / 2)),
+            PairedCusum(self.cap, self.onset_horizon, a_whole / 2, a_seg / 2),
+            a_whole,
+            a_seg,
         )
 
     def _grow(self, needed: int) -> None:
@@ -179,13 +182,14 @@ class RolloutMonitor:
             self.quality[key] = np.concatenate([arr, np.zeros((pad, 2, 3))])
         for lst in self.hists.values():
             lst.extend([None] * pad)
-        self.drift_ready = np.concatenate([self.drift_ready, np.zeros(pad, dtype=bool)])
         for t in self.tests.values():
             t.state = np.concatenate([t.state, np.full(pad, -1, dtype=np.int8)])
             t.tau2 = np.concatenate([t.tau2, np.full(pad, np.nan)])
             t.drift.grow(new)
             t.post.grow(new)
             t.onset.grow(new)
+        for bank in self.tail_onset.values():
+            bank.grow(new)
         self.cap = new
 
     # ------------------------------------------------------------------ event path
@@ -225,9 +229,9 @@ class RolloutMonitor:
         now = max(cols.ts)
         self.batch_end_ts = now
         changes: list[VerdictChange] = []
-        if self.auto_phase and self.phase == "canary":
-            if any(w >= 1.0 for w, a in zip(cols.weights, cols.arm, strict=True) if a == ARM_CANARY):
-                changes.extend(self._promote(now))
+        promoted = any(w >= 1.0 for w, a in zip(cols.weights, cols.arm, strict=True) if a == ARM_CANARY)
+        if self.auto_phase and self.phase == "canary" and promoted:
+            changes.extend(self._promote(now))
         rows, members, touched = self._memberships(cols, now)
         n_rows = self.cap * 2
         continuous = cols.continuous()
@@ -252,6 +256,7 @@ class RolloutMonitor:
                 live[c.slot] = True
             quality_batch = {k: v.reshape(self.cap, 2, 3) for k, v in agg.quality.items()}
             changes.extend(self._onset(now, live, batch_counts, batch_moments, quality_batch))
+            changes.extend(self._tail_onset(now, live, agg.bucket_counts))
         self.counts += batch_counts
         merge_moments(self.moments, batch_moments)
         batch_quality = {}
@@ -354,6 +359,8 @@ class RolloutMonitor:
             t.drift.disarm(slot)
             t.post.disarm(slot)
             t.onset.reset(slot)
+        for bank in self.tail_onset.values():
+            bank.reset(slot)
         self.tail_state = {k: v for k, v in self.tail_state.items() if k[0] != slot}
 
     # ------------------------------------------------------------------ SRM
@@ -410,12 +417,8 @@ class RolloutMonitor:
                 if n[slot] < self.cfg.engine.min_samples:
                     continue
                 scale = contrast_scale(t.spec, float(mean[slot]))
-                # Conservative reference: the baseline's own upper confidence bound (oriented).
-                v = var[slot] / n[slot]
-                upper = s * mean[slot] + normal_mixture_halfwidth(
-                    max(v, 1e-300), scale**2, self.alpha_segment
-                )
-                t.post.arm(slot, float(upper), scale, math.sqrt(max(var[slot], 1e-12)))
+                reference = s * mean[slot] + math.sqrt(var[slot] / n[slot])  # plug-in + 1 SE (oriented)
+                t.post.arm(slot, float(reference), scale, math.sqrt(max(var[slot], 1e-12)))
             t.state[:] = -1
         for f in TAIL_FIELDS:
             for slot, pair in enumerate(self.hists[f]):
@@ -435,8 +438,9 @@ class RolloutMonitor:
         ]  # fmt: skip
 
     # ------------------------------------------------------------------ evaluation
-    def _alpha(self, slot: int) -> float:
-        return self.alpha_whole if slot == 0 else self.alpha_segment
+    def _alpha(self, slot: int, spec: MetricSpec) -> float:
+        whole, segment = self.budget.of(spec)
+        return whole if slot == 0 else segment
 
     def _evaluate(
         self,
@@ -451,8 +455,6 @@ class RolloutMonitor:
         live = np.zeros(self.cap, dtype=bool)
         for c in self.registry.live():
             live[c.slot] = True
-        alphas = np.full(self.cap, self.alpha_segment)
-        alphas[0] = self.alpha_whole
         min_n = self.cfg.engine.min_samples
         post = self.phase == "post_rollout"
         for name, t in self.tests.items():
@@ -467,7 +469,8 @@ class RolloutMonitor:
                 n_c, mean_c, var_c = t.read(ARM_CONTROL)
             # Half of each test's α goes to the cumulative interval, half to the change detector
             # (the paired onset CUSUM in the canary phase, the baseline CUSUM after promotion).
-            alpha_cs = alphas / 2
+            alpha_cs = np.full(self.cap, t.alpha_segment / 2)
+            alpha_cs[0] = t.alpha_whole / 2
             ok = live & (n_t >= min_n) & (n_c >= min_n)
             if ok.any():
                 fresh = ok & np.isnan(t.tau2)
@@ -475,7 +478,7 @@ class RolloutMonitor:
                     for slot in np.flatnonzero(fresh).tolist():
                         t.tau2[slot] = contrast_scale(spec, float(mean_c[slot])) ** 2
                 new = _states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, t.tau2,
-                              self.alpha_whole / 2, self.alpha_segment / 2)  # fmt: skip
+                              t.alpha_whole / 2, t.alpha_segment / 2)  # fmt: skip
                 new = np.where(t.state == STATE_CODE[VerdictState.REGRESSED], t.state, new)
                 changed = ok & (new != t.state)
                 for slot in np.flatnonzero(changed).tolist():
@@ -507,7 +510,7 @@ class RolloutMonitor:
                     prev = int(t.state[slot])
                     t.state[slot] = STATE_CODE[VerdictState.REGRESSED]
                     ev = t.post.evidence(slot)
-                    ev.update({"n_canary": int(n_t[slot]), "alpha": float(alphas[slot] / 2)})
+                    ev.update({"n_canary": int(n_t[slot]), "alpha": float(alpha_cs[slot])})
                     out.append(self._change("verdict", now, slot, name, "regressed", prev, _round(ev)))
             else:
                 self._arm_drift(t, now, n_c, mean_c, var_c)
@@ -560,10 +563,74 @@ class RolloutMonitor:
                 ev.update({
                     "n_control": int(n_c[slot]), "n_canary": int(n_t[slot]),
                     "control": float(mean_c[slot]), "canary": float(mean_t[slot]),
-                    "alpha": float(self._alpha(slot) / 2), "margin": spec.margin,
+                    "alpha": self._alpha(slot, spec) / 2, "margin": spec.margin,
                     "margin_relative": spec.relative,
                 })  # fmt: skip
                 out.append(self._change("verdict", now, slot, name, "regressed", prev, _round(ev)))
+        return out
+
+    def _tail_onset(
+        self, now: float, live: npt.NDArray[np.bool_], bucket_counts: dict[str, IntArray]
+    ) -> list[VerdictChange]:
+        """Paired per-batch CUSUM on tail exceedances (run before the batch joins the histograms).
+
+        Per batch, d_b = (share of canary responses above T = (1 + r)·q̂_p(control) + m) − (share of
+        control responses above q̂_p(control)): under "canary tail no worse than the margin" E[d_b] ≤ 0,
+        and a shift that hits both arms raises the control's share at least as much. The canary share
+        counts only buckets wholly above T and the control share every bucket reaching above q̂, so
+        bucketing errs on the side of no alarm.
+        """
+        out: list[VerdictChange] = []
+        min_n = self.cfg.engine.min_samples
+        template = self._template
+        lower, upper = template.lower_edges, template.upper_edges
+        for spec in self.tail_specs:
+            assert spec.quantile is not None
+            tail = 1.0 - spec.quantile
+            per = bucket_counts[spec.field].reshape(self.cap, 2, -1)
+            bank = self.tail_onset[spec.name]
+            r = spec.margin if spec.relative else 0.0
+            m = absolute_margin(spec)
+            use = np.zeros(self.cap, dtype=bool)
+            contrast = np.zeros(self.cap)
+            variance = np.ones(self.cap)
+            for slot in np.flatnonzero(live).tolist():
+                pair = self.hists[spec.field][slot]
+                key = (slot, spec.name)
+                if pair is None or self.tail_state.get(key, (None, 0))[0] is VerdictState.REGRESSED:
+                    continue
+                control = pair[ARM_CONTROL]
+                if control.count < min_n or pair[ARM_CANARY].count < min_n:
+                    continue
+                n_t = int(per[slot, ARM_CANARY].sum())
+                n_c = int(per[slot, ARM_CONTROL].sum())
+                if n_t == 0 or n_c == 0:
+                    continue
+                q = control.quantile(spec.quantile)
+                threshold = (1.0 + r) * q + m
+                e_t = per[slot, ARM_CANARY][lower >= threshold].sum() / n_t
+                e_c = per[slot, ARM_CONTROL][upper > q].sum() / n_c
+                use[slot] = True
+                contrast[slot] = e_t - e_c
+                variance[slot] = tail * (1.0 - tail) * (1.0 / n_t + 1.0 / n_c)
+            if not use.any():
+                continue
+            fired = bank.update(use, contrast, variance, np.full(self.cap, tail / 2.0))
+            for slot in np.flatnonzero(fired).tolist():
+                pair = self.hists[spec.field][slot]
+                assert pair is not None
+                prev_state = self.tail_state.get((slot, spec.name), (None, 0))[0]
+                self.tail_state[(slot, spec.name)] = (VerdictState.REGRESSED, 0)
+                ev = bank.evidence(slot, tail / 2.0)
+                ev.update({
+                    "n_control": int(pair[ARM_CONTROL].count), "n_canary": int(pair[ARM_CANARY].count),
+                    "control": pair[ARM_CONTROL].quantile(spec.quantile),
+                    "canary": pair[ARM_CANARY].quantile(spec.quantile), "quantile": spec.quantile,
+                    "alpha": self._alpha(slot, spec) / 2, "margin": spec.margin,
+                    "margin_relative": spec.relative, "observation": "tail exceedance share",
+                })  # fmt: skip
+                prev = -1 if prev_state is None else STATE_CODE[prev_state]
+                out.append(self._change("verdict", now, slot, spec.name, "regressed", prev, _round(ev)))
         return out
 
     def _arm_drift(
@@ -583,9 +650,8 @@ class RolloutMonitor:
             if now - born < eng.baseline_window_s:
                 continue
             scale = contrast_scale(t.spec, float(mean_c[slot]))
-            v = var_c[slot] / n_c[slot]
-            upper = s * mean_c[slot] + normal_mixture_halfwidth(max(v, 1e-300), scale**2, self.alpha_segment)
-            t.drift.arm(slot, float(upper), scale, math.sqrt(max(var_c[slot], 1e-12)))
+            reference = s * mean_c[slot] + math.sqrt(var_c[slot] / n_c[slot])  # plug-in + 1 SE (oriented)
+            t.drift.arm(slot, float(reference), scale, math.sqrt(max(var_c[slot], 1e-12)))
 
     def _evaluate_tails(self, now: float, live: npt.NDArray[np.bool_]) -> list[VerdictChange]:
         out: list[VerdictChange] = []
@@ -607,7 +673,7 @@ class RolloutMonitor:
                 # Re-read a tail when its evidence grew by 5%: the quantile search is the costly test.
                 if prev_state is VerdictState.REGRESSED or (prev_state is not None and n_now < last_n * 1.05):
                     continue
-                alpha = self._alpha(int(slot)) / (2 if post else 1)
+                alpha = self._alpha(int(slot), spec) / 2  # the other half: the tail onset CUSUM
                 state, evidence = compare_quantiles(spec, control, canary, alpha)
                 self.tail_state[key] = (state, n_now)
                 if state is not prev_state:
@@ -631,8 +697,112 @@ class RolloutMonitor:
         previous = DriftState.STABLE if state is DriftState.DRIFTED else DriftState.DRIFTED
         ev = _round(t.drift.evidence(slot))
         ev["arm"] = "control"
-        return VerdictChange("drift", now, self.rollout_id, cohort.key, dict(cohort.scope), metric, self.phase,
+        scope = dict(cohort.scope)
+        return VerdictChange("drift", now, self.rollout_id, cohort.key, scope, metric, self.phase,
                              state.value, previous.value, ev)  # fmt: skip
+
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, Any]:
+        """Everything this monitor knows, as JSON-compatible data (for a changelog-backed table).
+
+        Bounded whatever the traffic: arrays sized by the cohort budget, sparse histograms, a fixed
+        Bloom filter, and the open batch (at most ``max_batch_seconds`` of events).
+        """
+
+        def hist_pairs(pairs: list[list[LogHistogram] | None]) -> list[Any]:
+            return [None if p is None else [h.to_state() for h in p] for p in pairs]
+
+        return {
+            "v": 1,
+            "rollout_id": self.rollout_id,
+            "phase": self.phase,
+            "promoted_at": self.promoted_at,
+            "dims": list(self.dims),
+            "cap": self.cap,
+            "counts": self.counts.tolist(),
+            "moments": self.moments.tolist(),
+            "quality": {k: v.tolist() for k, v in self.quality.items()},
+            "hists": {f: hist_pairs(p) for f, p in self.hists.items()},
+            "buffer": [ev.to_dict() for ev in self.buffer],
+            "batch_start": self.batch_start,
+            "batch_end_ts": _finite(self.batch_end_ts),
+            "watermark": _finite(self.watermark),
+            "canary_variant": self.canary_variant,
+            "counters": dict(self.counters),
+            "registry": self.registry.to_state(),
+            "tests": {
+                name: {
+                    "state": t.state.tolist(),
+                    "tau2": [None if math.isnan(x) else x for x in t.tau2.tolist()],
+                    "drift": t.drift.to_state(),
+                    "post": t.post.to_state(),
+                    "onset": t.onset.to_state(),
+                }
+                for name, t in self.tests.items()
+            },
+            "tail_state": [[s, n, st.value, k] for (s, n), (st, k) in self.tail_state.items()],
+            "tail_onset": {name: bank.to_state() for name, bank in self.tail_onset.items()},
+            "srm": self.srm.to_state(),
+            "health": self.health.value,
+            "units": self.units.to_state(),
+            "baseline": {k: [a.tolist() for a in v] for k, v in self.baseline.items()},
+            "baseline_hists": [[s, f, h.to_state()] for (s, f), h in self.baseline_hists.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: Config) -> RolloutMonitor:
+        """Rebuild a monitor from :meth:`to_state` output under the same config."""
+        from rollguard.events import parse_event
+
+        mon = cls(str(state["rollout_id"]), config)
+        mon.phase = str(state["phase"])
+        mon.promoted_at = state["promoted_at"]
+        mon.dims = list(state["dims"])
+        mon._grow(int(state["cap"]))
+        mon.counts = np.asarray(state["counts"], dtype=np.int64)
+        mon.moments = np.asarray(state["moments"], dtype=np.float64)
+        mon.registry = CohortRegistry.from_state(state["registry"])
+        for key, arr in state["quality"].items():
+            mon._quality_slot(key)
+            mon.quality[key] = np.asarray(arr, dtype=np.float64)
+        for f, pairs in state["hists"].items():
+            mon.hists[f] = [None if p is None else [LogHistogram.from_state(h) for h in p] for p in pairs]
+        mon.buffer = []
+        for raw in state["buffer"]:
+            ev = parse_event(raw)
+            assert isinstance(ev, Event)
+            mon.buffer.append(ev)
+        mon.batch_start = state["batch_start"]
+        mon.batch_end_ts = _infinite(state["batch_end_ts"])
+        mon.watermark = _infinite(state["watermark"])
+        mon.canary_variant = state["canary_variant"]
+        mon.counters = {k: int(v) for k, v in state["counters"].items()}
+        for name, ts in state["tests"].items():
+            t = mon.tests[name]
+            t.state = np.asarray(ts["state"], dtype=np.int8)
+            t.tau2 = np.asarray([math.nan if x is None else x for x in ts["tau2"]], dtype=np.float64)
+            t.drift = CusumBank.from_state(ts["drift"])
+            t.post = CusumBank.from_state(ts["post"])
+            t.onset = PairedCusum.from_state(ts["onset"])
+        mon.tail_state = {(int(s), str(n)): (VerdictState(st), int(k)) for s, n, st, k in state["tail_state"]}
+        mon.tail_onset = {name: PairedCusum.from_state(b) for name, b in state["tail_onset"].items()}
+        mon.srm = SampleRatioTest.from_state(state["srm"])
+        mon.health = HealthState(state["health"])
+        mon.units = UnitFilter.from_state(state["units"])
+        mon.baseline = {
+            k: (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), np.asarray(c, dtype=np.float64))
+            for k, (a, b, c) in state["baseline"].items()
+        }
+        mon.baseline_hists = {(int(s), str(f)): LogHistogram.from_state(h) for s, f, h in state["baseline_hists"]}
+        return mon
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _infinite(x: float | None) -> float:
+    return -math.inf if x is None else float(x)
 
 
 def _fit(arr: FloatArray, cap: int) -> FloatArray:

@@ -11,7 +11,7 @@ between the two arms **of the same batch**. Because both arms come from the same
 that hits both (an upstream outage, a traffic mix shift) cancels in d_b and never alarms here.
 
 Under H0 ("canary no worse than the margin") E[d_b] ≤ 0. For each alternative δ_k = step·2^k
-(k = 0, 1, 2; step = one margin) the Gaussian log-likelihood ratio of a batch is
+(k = 0 … 3; step = one margin) the Gaussian log-likelihood ratio of a batch is
 (δ_k·d_b − δ_k²/2) / v_b with v_b = σ²·(1/n_t,b + λ²/n_c,b), σ² the larger arm's running variance
 *before* the batch (predictable). S_k ← max(0, S_k + llr_k); an alarm when any S_k reaches
 h = log(K·H/α): with H the horizon in batches, a union over the K alternatives and the H possible
@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-MULTIPLIERS: Final = np.array([1.0, 2.0, 4.0])
+MULTIPLIERS: Final = np.array([1.0, 2.0, 4.0, 8.0])
 
 
 class PairedCusum:

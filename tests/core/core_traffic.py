@@ -61,5 +61,6 @@ class Traffic:
                 status="error" if u_fail[i] < b.error else "ok", variant=variant,
                 segment={"input_class": seg}, unit_id=f"u{units[i]}", canary_weight=weight,
                 latency_ms=latency, ttft_ms=latency * 0.2, tokens_out=100.0, cost_usd=0.001,
-                format_valid=True, quality={"eval_score": float(min(1.0, max(0.0, b.eval_mean + 0.1 * z_eval[i])))},
+                format_valid=True,
+                quality={"eval_score": float(min(1.0, max(0.0, b.eval_mean + 0.1 * z_eval[i])))},
             )  # fmt: skip

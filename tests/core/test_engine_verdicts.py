@@ -39,7 +39,7 @@ def test_an_identical_canary_becomes_non_inferior_and_never_regressed() -> None:
     assert regressions(changes) == []
     latency = final(changes, "*", "latency_ms.mean")
     assert latency is not None and latency.state == "non_inferior"
-    lo, hi = latency.evidence["interval"]
+    _, hi = latency.evidence["interval"]
     assert hi < 0 < latency.evidence["n_canary"]
 
 

@@ -181,6 +181,16 @@ class LogHistogram:
         self.vmin = min(self.vmin, lo)
         self.vmax = max(self.vmax, hi)
 
+    @property
+    def lower_edges(self) -> npt.NDArray[np.float64]:
+        """Lower edge of every bucket: each value of bucket j is >= lower_edges[j] (padded)."""
+        return self._lo
+
+    @property
+    def upper_edges(self) -> npt.NDArray[np.float64]:
+        """Upper edge of every bucket: each value of bucket j is <= upper_edges[j] (padded)."""
+        return self._hi
+
     def index_many(self, values: npt.ArrayLike) -> npt.NDArray[np.intp]:
         """Bucket index of each value (for callers that bin many histograms with one bincount)."""
         return self._index(np.asarray(values, dtype=np.float64))

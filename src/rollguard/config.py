@@ -61,9 +61,8 @@ class EngineSettings:
     """How the engine batches, bounds and budgets its work."""
 
     batch_seconds: float = 5.0
-    min_batch_events: int = 500
+    min_batch_events: int = 2000
     max_batch_seconds: float = 30.0
-    allowed_lateness_s: float = 5.0
     min_samples: int = 100
     cohort_ttl_s: float = 3600.0
     max_cohorts_per_rollout: int = 32

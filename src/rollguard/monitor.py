@@ -31,10 +31,10 @@ from rollguard.batch import (
     aggregate,
     merge_moments,
 )
+from rollguard.budget import AlphaBudget
 from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
 from rollguard.config import Config
 from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare_quantiles, contrast_scale
-from rollguard.budget import AlphaBudget
 from rollguard.drift import CusumBank, cusum_threshold
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
@@ -43,7 +43,6 @@ from rollguard.stats import (
     LogHistogram,
     SampleRatioTest,
     difference_cs_many,
-    normal_mixture_halfwidth,
     regularised_bernoulli_variance,
 )
 from rollguard.unit_filter import UnitFilter
@@ -165,7 +164,9 @@ class RolloutMonitor:
             np.full(self.cap, -1, dtype=np.int8),
             np.full(self.cap, np.nan),
             CusumBank(kind, self.cap, cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, a_seg)),
-            CusumBank(kind, self.cap, cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, a_seg / 2)),
+            CusumBank(
+                kind, self.cap, cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, a_seg / 2)
+            ),
             PairedCusum(self.cap, self.onset_horizon, a_whole / 2, a_seg / 2),
             a_whole,
             a_seg,
@@ -701,7 +702,6 @@ class RolloutMonitor:
         return VerdictChange("drift", now, self.rollout_id, cohort.key, scope, metric, self.phase,
                              state.value, previous.value, ev)  # fmt: skip
 
-
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
         """Everything this monitor knows, as JSON-compatible data (for a changelog-backed table).
@@ -791,11 +791,18 @@ class RolloutMonitor:
         mon.health = HealthState(state["health"])
         mon.units = UnitFilter.from_state(state["units"])
         mon.baseline = {
-            k: (np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), np.asarray(c, dtype=np.float64))
+            k: (
+                np.asarray(a, dtype=np.float64),
+                np.asarray(b, dtype=np.float64),
+                np.asarray(c, dtype=np.float64),
+            )
             for k, (a, b, c) in state["baseline"].items()
         }
-        mon.baseline_hists = {(int(s), str(f)): LogHistogram.from_state(h) for s, f, h in state["baseline_hists"]}
+        mon.baseline_hists = {
+            (int(s), str(f)): LogHistogram.from_state(h) for s, f, h in state["baseline_hists"]
+        }
         return mon
+
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None

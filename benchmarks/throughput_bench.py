@@ -1,0 +1,127 @@
+"""Throughput and memory of the core (issue 4, "Prove it" 3 and 4).
+
+Throughput: ``rollguard replay`` over a 1M-event file (4 concurrent rollouts of the simulator's default
+traffic at 100 requests/s each, every default cohort and metric on), next to a loop that only parses
+the same file with the same JSON library (orjson) — the floor. Both run in this process, one after the
+other, so the printed ratio is robust to how busy the machine is; the absolute figures are not.
+
+Memory: bytes per (cohort, metric) state after the same 1M events, both as JSON state (what a changelog
+topic would carry) and as resident numpy arrays and histograms.
+
+Usage: ``python benchmarks/throughput_bench.py [--events 1000000] [--repeat 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import orjson  # noqa: E402
+
+from rollguard.config import Config  # noqa: E402
+from rollguard.engine import Engine  # noqa: E402
+from rollguard.events import Event, parse_event  # noqa: E402
+from rollguard.replay import replay  # noqa: E402
+from rollguard.sim import generate, get_scenario, merge_streams, write_jsonl  # noqa: E402
+
+
+def make_file(path: Path, n_events: int, rollouts: int = 4, rate: float = 100.0) -> int:
+    duration = n_events / (rollouts * rate) * 1.02
+    streams = [
+        generate(get_scenario("aa", seed=100 + i, duration_s=duration, rate_per_s=rate)) for i in range(rollouts)
+    ]
+    events = merge_streams(*streams)
+
+    def capped() -> object:
+        for i, ev in enumerate(events):
+            if i >= n_events:
+                return
+            yield ev
+
+    return write_jsonl(capped(), path)  # type: ignore[arg-type]
+
+
+def floor(path: Path) -> float:
+    loads = orjson.loads
+    t0 = time.perf_counter()
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            loads(line)
+            n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def replay_rate(path: Path, out: Path, n: int) -> float:
+    t0 = time.perf_counter()
+    summary = replay(path, Config(), out)
+    elapsed = time.perf_counter() - t0
+    assert summary.events == n, summary
+    return n / elapsed
+
+
+def memory(path: Path) -> None:
+    engine = Engine(Config())
+    with open(path, "rb") as fh:
+        for line in fh:
+            ev = parse_event(line)
+            assert isinstance(ev, Event)
+            engine.process(ev)
+    engine.flush()
+    cohort_metrics = 0
+    json_bytes = 0
+    resident = 0
+    for monitor in engine.monitors.values():
+        cohorts = len(list(monitor.registry.live()))
+        metrics = len(monitor.tests) + len(monitor.tail_specs)
+        cohort_metrics += cohorts * metrics
+        json_bytes += len(orjson.dumps(monitor.to_state()))
+        arrays = [monitor.counts, monitor.moments, *monitor.quality.values()]
+        for t in monitor.tests.values():
+            arrays += [t.state, t.tau2, t.drift.stat, t.post.stat, t.onset.stat]
+        resident += sum(a.nbytes for a in arrays)
+        resident += sum(
+            h.counts.nbytes for pairs in monitor.hists.values() for pair in pairs if pair for h in pair
+        )
+        resident += monitor.units.to_state()["bits"] // 8
+    print(f"  rollouts {len(engine.monitors)}, (cohort, metric) states {cohort_metrics}")
+    print(f"  JSON state: {json_bytes / 1e6:.2f} MB in all = {json_bytes / cohort_metrics:,.0f} bytes per (cohort, metric)")
+    print(f"  resident arrays + histograms + unit filters: {resident / 1e6:.2f} MB = "
+          f"{resident / cohort_metrics:,.0f} bytes per (cohort, metric) "
+          f"(incl. the fixed 128 KiB unit filter of each rollout)")  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=2, help="alternate floor/replay runs; the best of each")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        t0 = time.perf_counter()
+        n = make_file(path, args.events)
+        print(f"rollguard throughput: {n} events ({path.stat().st_size / 1e6:.0f} MB) written in "
+              f"{time.perf_counter() - t0:.0f}s; 4 rollouts x 100 req/s, all default cohorts and metrics")  # fmt: skip
+        floors, rates = [], []
+        for i in range(args.repeat):
+            floors.append(floor(path))
+            rates.append(replay_rate(path, Path(tmp) / f"out{i}", n))
+            print(f"  run {i + 1}: parse-only floor {floors[-1]:,.0f} events/s, "
+                  f"rollguard replay {rates[-1]:,.0f} events/s, ratio {rates[-1] / floors[-1]:.3f}")  # fmt: skip
+        best_floor, best = max(floors), max(rates)
+        print(f"  best: floor {best_floor:,.0f} events/s; replay {best:,.0f} events/s "
+              f"(ratio {best / best_floor:.3f}; goal 50,000 events/s)")  # fmt: skip
+        print("memory after the same events:")
+        memory(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

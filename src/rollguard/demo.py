@@ -35,7 +35,8 @@ def run_demo(
         )
     summary = replay(events_path, config or Config(), out)
     print(
-        f"replayed: {summary.events} events, {summary.verdict_changes} verdict changes -> {out}/verdicts.jsonl"
+        f"replayed: {summary.events} events, {summary.verdict_changes} verdict changes"
+        f" -> {out / 'verdicts.jsonl'}"
     )
     start = sc.start_ts
     shown = 0

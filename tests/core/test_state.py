@@ -1,4 +1,4 @@
-"""Engine state is plain, bounded data: a worker restored from it decides exactly as one that never stopped."""
+"""Engine state is plain, bounded data: a restored worker decides exactly as one that never stopped."""
 
 from __future__ import annotations
 

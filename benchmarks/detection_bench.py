@@ -29,15 +29,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baselines import EventColumns, kayenta_judge, oracle_cusum, oracle_spec_for  # noqa: E402
-
-from rollguard.cohorts import cohort_key  # noqa: E402
-from rollguard.config import Config  # noqa: E402
-from rollguard.engine import Engine  # noqa: E402
-from rollguard.events import Event, parse_event  # noqa: E402
-from rollguard.sim import generate, get_scenario  # noqa: E402
-from rollguard.sim.model import Scenario  # noqa: E402
-from rollguard.verdicts import VerdictChange  # noqa: E402
+from baselines import EventColumns, kayenta_judge, oracle_cusum, oracle_spec_for
+from rollguard.cohorts import cohort_key
+from rollguard.config import Config
+from rollguard.engine import Engine
+from rollguard.events import Event, parse_event
+from rollguard.sim import generate, get_scenario
+from rollguard.sim.model import Scenario
+from rollguard.verdicts import VerdictChange
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
@@ -105,30 +104,58 @@ class Case:
 CASES = [
     Case("error 1%->3% coding", "error_spike_coding", {"error_rate": 0.03}, "error_rate", "error_rate"),
     Case("error 1%->6% coding", "error_spike_coding", {"error_rate": 0.06}, "error_rate", "error_rate"),
-    Case("p95 latency +30% chat", "latency_tail_billing", {"input_class": "chat", "factor": 1.3},
-         "latency_ms.p95", "latency_p95"),
-    Case("p95 latency +30% billing", "latency_tail_billing", {"factor": 1.3}, "latency_ms.p95", "latency_p95"),
-    Case("latency x1.2 tenant t3", "latency_shift_tenant", {"factor": 1.2}, "latency_ms.mean", "latency_mean"),
-    Case("eval score -0.05 chat", "quality_drop", {"shift": -0.05}, "quality.eval_score.mean", "eval_score_mean"),
-]  # fmt: skip
+    Case(
+        "p95 latency +30% chat",
+        "latency_tail_billing",
+        {"input_class": "chat", "factor": 1.3},
+        "latency_ms.p95",
+        "latency_p95",
+    ),
+    Case(
+        "p95 latency +30% billing", "latency_tail_billing", {"factor": 1.3}, "latency_ms.p95", "latency_p95"
+    ),
+    Case(
+        "latency x1.2 tenant t3", "latency_shift_tenant", {"factor": 1.2}, "latency_ms.mean", "latency_mean"
+    ),
+    Case(
+        "eval score -0.05 chat",
+        "quality_drop",
+        {"shift": -0.05},
+        "quality.eval_score.mean",
+        "eval_score_mean",
+    ),
+]
 
 
 def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
     case, seed = args
-    sc = get_scenario(case.scenario, seed=20_000 + seed, duration_s=case.duration_s, start_s=case.onset_s,
-                      **case.knobs)  # fmt: skip
+    sc = get_scenario(
+        case.scenario, seed=20_000 + seed, duration_s=case.duration_s, start_s=case.onset_s, **case.knobs
+    )
     inj = sc.injections[0]
     cohort = cohort_key(inj.cohort)
     onset = sc.start_ts + inj.start_s
     events = list(generate(sc))
     changes = run_engine(events, Config())
     family = case.metric.split(".")[0]  # latency_ms.p95 -> any latency_ms.* verdict
-    hits = [c.ts for c in changes if c.kind == "verdict" and c.state == "regressed" and c.cohort == cohort
-            and c.metric.split(".")[0] == family]  # fmt: skip
-    exact = [c.ts for c in changes if c.kind == "verdict" and c.state == "regressed" and c.cohort == cohort
-             and c.metric == case.metric]  # fmt: skip
-    wrong = [f"{c.cohort} {c.metric}" for c in changes if c.kind == "verdict" and c.state == "regressed"
-             and c.ts < onset]  # fmt: skip
+    hits = [
+        c.ts
+        for c in changes
+        if c.kind == "verdict"
+        and c.state == "regressed"
+        and c.cohort == cohort
+        and c.metric.split(".")[0] == family
+    ]
+    exact = [
+        c.ts
+        for c in changes
+        if c.kind == "verdict" and c.state == "regressed" and c.cohort == cohort and c.metric == case.metric
+    ]
+    wrong = [
+        f"{c.cohort} {c.metric}"
+        for c in changes
+        if c.kind == "verdict" and c.state == "regressed" and c.ts < onset
+    ]
     cols = EventColumns.from_events(events)
     oracle = oracle_cusum(cols, oracle_spec_for(sc), alpha=0.01)
     kay = kayenta_judge(cols, cohorts={cohort: inj.cohort}, metrics=None)
@@ -152,12 +179,19 @@ def post_one(args: tuple[str, int]) -> dict[str, Any]:
         sc = get_scenario("ramp", seed=30_000 + seed, duration_s=3000.0 + 3600.0, promote_at_s=3000.0)
         onset = None
     else:
-        sc = get_scenario("post_rollout_regression", seed=40_000 + seed, duration_s=1800.0 + 3600.0,
-                          promote_at_s=1800.0, start_s=2700.0)  # fmt: skip
+        sc = get_scenario(
+            "post_rollout_regression",
+            seed=40_000 + seed,
+            duration_s=1800.0 + 3600.0,
+            promote_at_s=1800.0,
+            start_s=2700.0,
+        )
         onset = sc.start_ts + sc.injections[0].start_s
     events = list(generate(sc))
     changes = run_engine(events, Config())
-    post = [c for c in changes if c.kind == "verdict" and c.state == "regressed" and c.phase == "post_rollout"]
+    post = [
+        c for c in changes if c.kind == "verdict" and c.state == "regressed" and c.phase == "post_rollout"
+    ]
     canary = [c for c in changes if c.kind == "verdict" and c.state == "regressed" and c.phase == "canary"]
     out: dict[str, Any] = {"kind": kind, "seed": seed, "canary_phase_regressed": len(canary)}
     if onset is None:
@@ -209,48 +243,78 @@ def main() -> int:
         k_kay_all = sum(1 for r in aa if r["kayenta_all"])
         srm = sum(1 for r in aa if r["srm"])
         events = sum(r["events"] for r in aa)
-        print(f"\n[1] A/A false alarms: {n} rollouts x 30 min x 40 req/s x 10% canary ({events} events, "
-              f"{time.perf_counter() - t0:.0f}s)")  # fmt: skip
-        print(f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
-              f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})")  # fmt: skip
+        print(
+            f"\n[1] A/A false alarms: {n} rollouts x 30 min x 40 req/s x 10% canary ({events} events, "
+            f"{time.perf_counter() - t0:.0f}s)"
+        )
+        print(
+            f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
+            f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
+        )
         print(f"  rollguard SRM 'unhealthy': {srm}/{n}  (srm_alpha {cfg.srm_alpha})")
-        print(f"  kayenta-style (MWU 98%, every minute): any cohort {k_kay}/{n} = {k_kay / n:.2f}; "
-              f"whole rollout only {k_kay_all}/{n} = {k_kay_all / n:.2f}")  # fmt: skip
+        print(
+            f"  kayenta-style (MWU 98%, every minute): any cohort {k_kay}/{n} = {k_kay / n:.2f}; "
+            f"whole rollout only {k_kay_all}/{n} = {k_kay_all / n:.2f}"
+        )
         for r in aa:
             if r["regressed"]:
                 print(f"    false alarm: {r['regressed']}")
-        results["aa"] = {"n": n, "rollguard": k, "upper95": clopper_pearson_upper(k, n), "srm": srm,
-                         "kayenta_any": k_kay, "kayenta_whole": k_kay_all}  # fmt: skip
+        results["aa"] = {
+            "n": n,
+            "rollguard": k,
+            "upper95": clopper_pearson_upper(k, n),
+            "srm": srm,
+            "kayenta_any": k_kay,
+            "kayenta_whole": k_kay_all,
+        }
 
     if args.seeds:
-        print(f"\n[2] Detection delay from onset (onset at 10 min, 60-min canary, 40 req/s, 10% canary, "
-              f"{args.seeds} seeds each; undetected runs count as beyond the run)")  # fmt: skip
+        print(
+            f"\n[2] Detection delay from onset (onset at 10 min, 60-min canary, 40 req/s, 10% canary, "
+            f"{args.seeds} seeds each; undetected runs count as beyond the run)"
+        )
         items = [(case, s) for case in CASES for s in range(args.seeds)]
         rows = pmap(delay_one, items, args.jobs)
         results["delay"] = rows
         for case in CASES:
             mine = [r for r in rows if r["case"] == case.name]
             print(f"  {case.name}")
-            print(f"    rollguard (cohort, metric family): {quantiles([r['rollguard'] for r in mine], len(mine))}")
-            print(f"    rollguard (exact metric)         : "
-                  f"{quantiles([r['rollguard_exact_metric'] for r in mine], len(mine))}")  # fmt: skip
-            print(f"    oracle CUSUM                     : {quantiles([r['oracle'] for r in mine], len(mine))}")
-            print(f"    kayenta-style                    : {quantiles([r['kayenta'] for r in mine], len(mine))}")
+            print(
+                "    rollguard (cohort, metric family): "
+                f"{quantiles([r['rollguard'] for r in mine], len(mine))}"
+            )
+            print(
+                f"    rollguard (exact metric)         : "
+                f"{quantiles([r['rollguard_exact_metric'] for r in mine], len(mine))}"
+            )
+            print(
+                f"    oracle CUSUM                     : {quantiles([r['oracle'] for r in mine], len(mine))}"
+            )
+            print(
+                f"    kayenta-style                    : {quantiles([r['kayenta'] for r in mine], len(mine))}"
+            )
             early = [r["before_onset"] for r in mine if r["before_onset"]]
             if early:
                 print(f"    rollguard regressed before onset in {len(early)} run(s): {early[:3]}")
 
     if args.post:
-        print(f"\n[5] Post-rollout: ramp then promotion to 100%, 60 min watched after promotion ({args.post} runs each)")
+        print(
+            "\n[5] Post-rollout: ramp then promotion to 100%, 60 min watched after promotion "
+            f"({args.post} runs each)"
+        )
         rows = pmap(post_one, [(k, s) for k in ("aa", "regression") for s in range(args.post)], args.jobs)
         results["post"] = rows
         aa_rows = [r for r in rows if r["kind"] == "aa"]
         reg = [r for r in rows if r["kind"] == "regression"]
         k = sum(1 for r in aa_rows if r["false_alarms"])
-        print(f"  A/A after promotion: {k}/{len(aa_rows)} with any 'regressed' "
-              f"(95% upper bound {clopper_pearson_upper(k, len(aa_rows)):.3f}); "
-              f"canary-phase regressed in {sum(1 for r in aa_rows if r['canary_phase_regressed'])} runs")  # fmt: skip
-        print(f"  legal error 0.8%->4% 15 min after promotion: {quantiles([r['delay'] for r in reg], len(reg))}")
+        print(
+            f"  A/A after promotion: {k}/{len(aa_rows)} with any 'regressed' "
+            f"(95% upper bound {clopper_pearson_upper(k, len(aa_rows)):.3f}); "
+            f"canary-phase regressed in {sum(1 for r in aa_rows if r['canary_phase_regressed'])} runs"
+        )
+        print(
+            f"  legal error 0.8%->4% 15 min after promotion: {quantiles([r['delay'] for r in reg], len(reg))}"
+        )
         early = sum(1 for r in reg if r["false_alarms"])
         print(f"  regressed before the onset in {early}/{len(reg)} runs")
     if args.json:

@@ -23,19 +23,20 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import orjson  # noqa: E402
+import orjson
 
-from rollguard.config import Config  # noqa: E402
-from rollguard.engine import Engine  # noqa: E402
-from rollguard.events import Event, parse_event  # noqa: E402
-from rollguard.replay import replay  # noqa: E402
-from rollguard.sim import generate, get_scenario, merge_streams, write_jsonl  # noqa: E402
+from rollguard.config import Config
+from rollguard.engine import Engine
+from rollguard.events import Event, parse_event
+from rollguard.replay import replay
+from rollguard.sim import generate, get_scenario, merge_streams, write_jsonl
 
 
 def make_file(path: Path, n_events: int, rollouts: int = 4, rate: float = 100.0) -> int:
     duration = n_events / (rollouts * rate) * 1.02
     streams = [
-        generate(get_scenario("aa", seed=100 + i, duration_s=duration, rate_per_s=rate)) for i in range(rollouts)
+        generate(get_scenario("aa", seed=100 + i, duration_s=duration, rate_per_s=rate))
+        for i in range(rollouts)
     ]
     events = merge_streams(*streams)
 
@@ -92,10 +93,15 @@ def memory(path: Path) -> None:
         )
         resident += monitor.units.to_state()["bits"] // 8
     print(f"  rollouts {len(engine.monitors)}, (cohort, metric) states {cohort_metrics}")
-    print(f"  JSON state: {json_bytes / 1e6:.2f} MB in all = {json_bytes / cohort_metrics:,.0f} bytes per (cohort, metric)")
-    print(f"  resident arrays + histograms + unit filters: {resident / 1e6:.2f} MB = "
-          f"{resident / cohort_metrics:,.0f} bytes per (cohort, metric) "
-          f"(incl. the fixed 128 KiB unit filter of each rollout)")  # fmt: skip
+    print(
+        f"  JSON state: {json_bytes / 1e6:.2f} MB in all = "
+        f"{json_bytes / cohort_metrics:,.0f} bytes per (cohort, metric)"
+    )
+    print(
+        f"  resident arrays + histograms + unit filters: {resident / 1e6:.2f} MB = "
+        f"{resident / cohort_metrics:,.0f} bytes per (cohort, metric) "
+        f"(incl. the fixed 128 KiB unit filter of each rollout)"
+    )
 
 
 def main() -> int:
@@ -107,17 +113,23 @@ def main() -> int:
         path = Path(tmp) / "events.jsonl"
         t0 = time.perf_counter()
         n = make_file(path, args.events)
-        print(f"rollguard throughput: {n} events ({path.stat().st_size / 1e6:.0f} MB) written in "
-              f"{time.perf_counter() - t0:.0f}s; 4 rollouts x 100 req/s, all default cohorts and metrics")  # fmt: skip
+        print(
+            f"rollguard throughput: {n} events ({path.stat().st_size / 1e6:.0f} MB) written in "
+            f"{time.perf_counter() - t0:.0f}s; 4 rollouts x 100 req/s, all default cohorts and metrics"
+        )
         floors, rates = [], []
         for i in range(args.repeat):
             floors.append(floor(path))
             rates.append(replay_rate(path, Path(tmp) / f"out{i}", n))
-            print(f"  run {i + 1}: parse-only floor {floors[-1]:,.0f} events/s, "
-                  f"rollguard replay {rates[-1]:,.0f} events/s, ratio {rates[-1] / floors[-1]:.3f}")  # fmt: skip
+            print(
+                f"  run {i + 1}: parse-only floor {floors[-1]:,.0f} events/s, "
+                f"rollguard replay {rates[-1]:,.0f} events/s, ratio {rates[-1] / floors[-1]:.3f}"
+            )
         best_floor, best = max(floors), max(rates)
-        print(f"  best: floor {best_floor:,.0f} events/s; replay {best:,.0f} events/s "
-              f"(ratio {best / best_floor:.3f}; goal 50,000 events/s)")  # fmt: skip
+        print(
+            f"  best: floor {best_floor:,.0f} events/s; replay {best:,.0f} events/s "
+            f"(ratio {best / best_floor:.3f}; goal 50,000 events/s)"
+        )
         print("memory after the same events:")
         memory(path)
     return 0

@@ -125,7 +125,9 @@ class Config:
 
 # Sections other issues own (alerts, commands, embeddings…) are parsed by their modules; the loader
 # keeps them verbatim with their line table so those modules can report precise errors too.
-OPEN_SECTIONS: Final = frozenset({"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker"})
+OPEN_SECTIONS: Final = frozenset(
+    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker"}
+)
 
 
 class _Located:
@@ -141,7 +143,8 @@ class _Located:
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
-                    raise ConfigError("keys must be plain scalars", path, key_node.start_mark.line + 1, self.source)
+                    line = key_node.start_mark.line + 1
+                    raise ConfigError("keys must be plain scalars", path, line, self.source)
                 key = str(_scalar(key_node))
                 child = f"{path}.{key}" if path else key
                 if key in out:
@@ -285,7 +288,8 @@ def _segments(raw: Any, loc: _Located) -> SegmentSettings:
     allowed = {"dimensions", "exclude", "groupings", "max_dimensions"}
     for key in data:
         if key not in allowed:
-            raise loc.error(f"segments.{key}", f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
+            expected = ", ".join(sorted(allowed))
+            raise loc.error(f"segments.{key}", f"unknown setting (expected one of: {expected})")
     dims = data.get("dimensions")
     groupings: list[tuple[str, ...]] = []
     for i, g in enumerate(data.get("groupings") or []):

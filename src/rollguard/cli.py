@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "apply", help="create missing topics; report (never change) existing ones whose settings differ"
     )
     apply.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
-    apply.add_argument("--dir", default=None, help="topic contract directory (default: the project's topics/)")
+    apply.add_argument("--dir", default=None, help="topic contract directory (default: topics/)")
     apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
     apply.set_defaults(handler=_topics_apply)
 

@@ -162,3 +162,19 @@ def test_the_cohort_budget_caps_how_many_cohorts_are_analysed() -> None:
     monitor = engine.monitors["r1"]
     assert len(list(monitor.registry.live())) == 3
     assert monitor.registry.refused > 0
+
+
+def test_cohorts_that_stop_receiving_events_expire() -> None:
+    cfg = parse_config("engine:\n  cohort_ttl_s: 300\n")
+    engine = Engine(cfg)
+    early = Traffic(rate=20, segments=("chat", "legacy"), shares=(0.5, 0.5), seed=3)
+    late = Traffic(rate=20, segments=("chat",), shares=(1.0,), seed=4)
+    for ev in early.events(600):
+        engine.process(ev)
+    for ev in late.events(1500):
+        if ev.ts - T0 > 600:
+            engine.process(ev)
+    engine.flush()
+    live = {c.key for c in engine.monitors["r1"].registry.live()}
+    assert "input_class=chat" in live and "*" in live
+    assert "input_class=legacy" not in live

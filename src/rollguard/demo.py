@@ -18,6 +18,9 @@ from rollguard.replay import replay
 from rollguard.sim import generate, get_scenario, write_jsonl
 
 INTERESTING = {"regressed", "unhealthy", "drifted", "post_rollout", "reset"}
+# The demo's default story: a clear regression in one cohort (coding errors 1% -> 8% at minute 10)
+# that must be caught in that cohort and not blamed on the others.
+DEMO_KNOBS: dict[str, dict[str, Any]] = {"error_spike_coding": {"error_rate": 0.08}}
 
 
 def run_demo(
@@ -25,7 +28,7 @@ def run_demo(
 ) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sc = get_scenario(scenario, seed=seed, duration_s=minutes * 60.0)
+    sc = get_scenario(scenario, seed=seed, duration_s=minutes * 60.0, **DEMO_KNOBS.get(scenario, {}))
     events_path = out / "events.jsonl"
     n = write_jsonl(generate(sc), events_path)
     print(f"scenario {sc.name!r}: {n} events over {minutes:g} simulated minutes -> {events_path}")
@@ -49,6 +52,8 @@ def run_demo(
             minute = (change["ts"] - start) / 60.0
             ev = change["evidence"]
             effect = ev.get("relative_effect")
+            if effect is None and isinstance(ev.get("control"), float) and ev["control"]:
+                effect = ev["canary"] / ev["control"] - 1.0
             detail = f"effect {effect:+.1%}" if isinstance(effect, float) else ""
             print(
                 f"  t+{minute:5.1f} min  {change['kind']:<7} {change['state']:<10} {change['cohort']:<28} "

@@ -108,7 +108,7 @@ class VerdictChange:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "ts": _clean(self.ts),
+            "ts": self.ts,  # event time, exact: never rounded
             "rollout_id": self.rollout_id,
             "cohort": self.cohort,
             "scope": dict(self.scope),

@@ -30,12 +30,57 @@ def _replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
         return 2
-    summary = replay(args.events, config, args.out)
+    summary = replay(
+        args.events,
+        config,
+        args.out,
+        signing_key=_signing_key(config),
+        inputs=args.inputs,
+        auto_ack_s=args.auto_ack,
+    )
     print(
         f"replayed {summary.events} events ({summary.rejected} rejected, {summary.late_events} late) "
-        f"from {summary.rollouts} rollout(s): {summary.verdict_changes} verdict changes -> {args.out}"
+        f"from {summary.rollouts} rollout(s): {summary.verdict_changes} verdict changes, "
+        f"{summary.alerts} alert notifications, {summary.commands} commands -> {args.out}"
     )
     return 0
+
+
+def _signing_key(config: object) -> bytes | None:
+    """The command signing key: environment (``commands.signing_key_env``) first, then the config file."""
+    import os
+
+    from rollguard.commands.signing import resolve_signing_key
+    from rollguard.config import Config
+
+    assert isinstance(config, Config)
+    c = config.commands
+    return resolve_signing_key(c.signing_key, c.signing_key_env, os.environ)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import orjson
+
+    from rollguard.config import ConfigError, load_config
+    from rollguard.gate import gate_files
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rollguard: bad config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = gate_files(args.baseline, args.candidate, config)
+    except OSError as exc:
+        print(f"rollguard: cannot read eval run: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.out:
+        option = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        Path(args.out).write_bytes(orjson.dumps(report.to_dict(), option=option))
+    return report.exit_code
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -62,7 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("events", help="events file, one v1 event per line")
     rep.add_argument("--config", default=None, help="rollguard config file (YAML)")
     rep.add_argument("--out", required=True, help="output directory (verdicts.jsonl, rejected.jsonl, ...)")
+    rep.add_argument(
+        "--inputs", default=None, help="acks and operator actions to replay (JSON lines, applied in time)"
+    )
+    rep.add_argument(
+        "--auto-ack", type=float, default=None, metavar="SECONDS",
+        help="play a controller that applies every command SECONDS after it was issued",
+    )  # fmt: skip
     rep.set_defaults(handler=_replay)
+
+    gate = sub.add_parser(
+        "gate", help="offline eval gate: compare two eval runs; exit 0 pass, 1 regression, 2 inconclusive"
+    )
+    gate.add_argument("--baseline", required=True, help="baseline eval run (JSON lines, one item per line)")
+    gate.add_argument("--candidate", required=True, help="candidate eval run (JSON lines)")
+    gate.add_argument("--config", default=None, help="rollguard config (YAML): margins, gate, trade-offs")
+    gate.add_argument("--out", default=None, help="write the JSON report here")
+    gate.set_defaults(handler=_gate)
 
     demo = sub.add_parser("demo", help="simulate a rollout with a known regression and replay it")
     demo.add_argument("--scenario", default="error_spike_coding", help="built-in scenario name")

@@ -554,7 +554,11 @@ class RolloutMonitor:
                 else:
                     xt, xc = kt, kc
                 contrast = s * xt - s * lam * xc - absolute_margin(spec)
-                variance = np.maximum(var_t, var_c) * (1.0 / nt_b + lam * lam / nc_b)
+                # The batch's own pooled variance floors the running one: when both arms move
+                # together (an outage) the batch is far noisier than the history says.
+                pooled = _batch_pooled_variance(spec, batch_counts, batch_moments, batch_quality)
+                sigma2 = np.maximum(np.maximum(var_t, var_c), pooled)
+                variance = sigma2 * (1.0 / nt_b + lam * lam / nc_b)
             step = np.sqrt(np.where(np.isnan(t.tau2), 1.0, t.tau2))
             fired = t.onset.update(use, contrast, variance, step)
             for slot in np.flatnonzero(fired).tolist():
@@ -613,7 +617,9 @@ class RolloutMonitor:
                 e_c = per[slot, ARM_CONTROL][upper > q].sum() / n_c
                 use[slot] = True
                 contrast[slot] = e_t - e_c
-                variance[slot] = tail * (1.0 - tail) * (1.0 / n_t + 1.0 / n_c)
+                pooled = (e_t * n_t + e_c * n_c) / (n_t + n_c)
+                share = max(tail, min(pooled, 0.5))  # the batch's own spread when both arms shift
+                variance[slot] = share * (1.0 - share) * (1.0 / n_t + 1.0 / n_c)
             if not use.any():
                 continue
             fired = bank.update(use, contrast, variance, np.full(self.cap, tail / 2.0))
@@ -849,6 +855,32 @@ def _states(
     out[lo - m > 0] = STATE_CODE[VerdictState.REGRESSED]
     out[hi - m < 0] = STATE_CODE[VerdictState.NON_INFERIOR]
     return out
+
+
+def _batch_pooled_variance(
+    spec: MetricSpec,
+    counts: IntArray,
+    moments: FloatArray,
+    quality: dict[str, FloatArray],
+) -> FloatArray:
+    """Per-observation variance of one batch, both arms pooled, per slot (0 where under two values)."""
+    if spec.kind == "rate":
+        num, den = RATE_COLUMNS[spec.field]
+        k = counts[:, :, num].sum(axis=1).astype(np.float64)
+        n = counts[:, :, den].sum(axis=1).astype(np.float64)
+        rate_var: FloatArray = regularised_bernoulli_variance(k, n)
+        return rate_var
+    if spec.field.startswith("quality."):
+        key = spec.field[len("quality.") :]
+        if key not in quality:
+            return np.zeros(counts.shape[0])
+        sums = quality[key].sum(axis=1)
+    else:
+        sums = moments[:, :, CONTINUOUS_FIELDS.index(spec.field)].sum(axis=1)
+    n, s, q = sums[:, 0], sums[:, 1], sums[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(n > 1, (q - s * s / np.maximum(n, 1.0)) / np.maximum(n - 1.0, 1.0), 0.0)
+    return np.maximum(var, 0.0)
 
 
 def _batch_values(

@@ -4,10 +4,17 @@
 evidence and the event time at which it happened), ``DIR/rejected.jsonl`` (malformed lines with the
 line number, field and reason — never their content) and ``DIR/summary.json``. The same input gives the
 same output byte for byte: nothing here reads the clock, and JSON keys are written sorted.
+
+The verdicts also go through the :class:`~rollguard.policy.Policy`, exactly as in the worker:
+``DIR/alerts.jsonl`` holds every alert notification (firing, repeat, resolve, digest), ``DIR/commands.jsonl``
+every rollout command, ``DIR/audit.jsonl`` what was done with acks and operator actions. Acks and operator
+actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
+``auto_ack_s`` plays a controller that applies every command that many seconds after it was issued.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,7 @@ import orjson
 from rollguard.config import Config
 from rollguard.engine import Engine
 from rollguard.events import EventError, parse_event
+from rollguard.policy import Output, Policy
 from rollguard.verdicts import VerdictChange
 
 _DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -30,24 +38,97 @@ class ReplaySummary:
     verdict_changes: int = 0
     late_events: int = 0
     rollouts: int = 0
+    alerts: int = 0
+    commands: int = 0
 
 
-def replay(events_path: str | Path, config: Config, out_dir: str | Path) -> ReplaySummary:
-    """Run the engine over ``events_path`` and write the outputs into ``out_dir``."""
+class _Inputs:
+    """Acks and operator actions waiting for their event time (from a file, or auto-acks)."""
+
+    def __init__(self, path: str | Path | None, auto_ack_s: float | None) -> None:
+        self.auto_ack_s = auto_ack_s
+        self.heap: list[tuple[float, int, dict[str, Any]]] = []
+        self.seq = 0
+        if path is not None:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    if line.strip():
+                        item = orjson.loads(line)
+                        at = item.get("issued_at") if "action" in item else item.get("at")
+                        self.push(float(at) if isinstance(at, int | float) else float("-inf"), item)
+
+    def push(self, at: float, item: dict[str, Any]) -> None:
+        heapq.heappush(self.heap, (at, self.seq, item))
+        self.seq += 1
+
+    def on_command(self, command: dict[str, Any]) -> None:
+        if self.auto_ack_s is None or command.get("requires_approval") or "command_id" not in command:
+            return
+        at = float(command["issued_at"]) + self.auto_ack_s
+        status = "dry_run_ok" if command.get("dry_run") else "applied"
+        self.push(
+            at,
+            {
+                "schema_version": 1,
+                "command_id": command["command_id"],
+                "rollout_id": command["rollout_id"],
+                "status": status,
+                "at": at,
+                "controller": "replay-auto-ack",
+            },
+        )
+
+    def due(self, now: float, policy: Policy) -> Output:
+        out = Output()
+        while self.heap and self.heap[0][0] <= now:
+            at, _, item = heapq.heappop(self.heap)
+            out += policy.advance(at)
+            out += policy.on_operator(item) if "action" in item else policy.on_ack(item)
+        return out
+
+
+def replay(
+    events_path: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    signing_key: bytes | None = None,
+    inputs: str | Path | None = None,
+    auto_ack_s: float | None = None,
+) -> ReplaySummary:
+    """Run the engine and the policy over ``events_path`` and write the outputs into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     engine = Engine(config)
+    policy = Policy(config, signing_key=signing_key)
+    pending = _Inputs(inputs, auto_ack_s)
     summary = ReplaySummary()
+    last_ts = float("-inf")
     with (
         open(events_path, "rb") as source,
         open(out / "verdicts.jsonl", "wb") as verdicts,
         open(out / "rejected.jsonl", "wb") as rejected,
+        open(out / "alerts.jsonl", "wb") as alerts,
+        open(out / "commands.jsonl", "wb") as commands,
+        open(out / "audit.jsonl", "wb") as audit,
     ):
+
+        def publish(result: Output) -> None:
+            for alert in result.alerts:
+                alerts.write(orjson.dumps(alert, option=_DUMP))
+            for command in result.commands:
+                commands.write(orjson.dumps(command, option=_DUMP))
+                pending.on_command(command)
+            for record in result.audit:
+                audit.write(orjson.dumps(record, option=_DUMP))
+            summary.alerts += len(result.alerts)
+            summary.commands += len(result.commands)
 
         def emit(changes: list[VerdictChange]) -> None:
             for change in changes:
                 verdicts.write(orjson.dumps(change.to_dict(), option=_DUMP))
             summary.verdict_changes += len(changes)
+            publish(policy.on_changes(changes))
 
         for lineno, line in enumerate(source, 1):
             summary.lines += 1
@@ -59,10 +140,16 @@ def replay(events_path: str | Path, config: Config, out_dir: str | Path) -> Repl
                 rejected.write(orjson.dumps({"line": lineno, **ev.to_dict()}, option=_DUMP))
                 continue
             summary.events += 1
+            if pending.heap:
+                publish(pending.due(ev.ts, policy))
             changes = engine.process(ev)
             if changes:
                 emit(changes)
+            publish(policy.advance(ev.ts))
+            last_ts = max(last_ts, ev.ts)
         emit(engine.flush())
+        publish(pending.due(last_ts, policy))
+        publish(policy.advance(last_ts))
     summary.late_events = engine.late_events
     summary.rollouts = len(engine.monitors)
     report: dict[str, Any] = asdict(summary)

@@ -38,7 +38,7 @@ from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare
 from rollguard.drift import CusumBank, cusum_threshold
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
-from rollguard.onset import PairedCusum
+from rollguard.onset import MULTIPLIERS, PairedCusum, split_llr
 from rollguard.stats import (
     LogHistogram,
     SampleRatioTest,
@@ -51,6 +51,8 @@ from rollguard.verdicts import DriftState, HealthState, VerdictChange, VerdictSt
 STATE_CODE: Final = {VerdictState.INSUFFICIENT: 0, VerdictState.NON_INFERIOR: 1, VerdictState.REGRESSED: 2}
 CODE_STATE: Final = {v: k for k, v in STATE_CODE.items()}
 RATE_COLUMNS: Final = {"error": (1, 0), "timeout": (2, 0), "refusal": (3, 0), "format_invalid": (5, 4)}
+# Mean contrasts of the onset CUSUM are formed from blocks of at least this many values per arm.
+BLOCK_MIN: Final = 30
 # Tail histograms: 2% relative accuracy between 1 µs-equivalent and 10^7 (ms or tokens).
 HIST_ACCURACY: Final = 0.02
 
@@ -548,19 +550,36 @@ class RolloutMonitor:
                 continue
             s = 1.0 if spec.higher_is_worse else -1.0
             lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if spec.kind == "rate":
-                    xt, xc = kt / np.maximum(nt_b, 1.0), kc / np.maximum(nc_b, 1.0)
-                else:
-                    xt, xc = kt, kc
-                contrast = s * xt - s * lam * xc - absolute_margin(spec)
-                # The batch's own pooled variance floors the running one: when both arms move
-                # together (an outage) the batch is far noisier than the history says.
-                pooled = _batch_pooled_variance(spec, batch_counts, batch_moments, batch_quality)
-                sigma2 = np.maximum(np.maximum(var_t, var_c), pooled)
-                variance = sigma2 * (1.0 / nt_b + lam * lam / nc_b)
+            m_abs = absolute_margin(spec)
             step = np.sqrt(np.where(np.isnan(t.tau2), 1.0, t.tau2))
-            fired = t.onset.update(use, contrast, variance, step)
+            if spec.kind == "rate":
+                # How this batch's events split between the arms, given the control's running rate.
+                p_c = (mean_c * n_c + 1.0) / (n_c + 2.0)
+                base = lam * p_c + m_abs
+                r0 = base / p_c
+                r_alt = (base[:, None] + step[:, None] * MULTIPLIERS[None, :]) / p_c[:, None]
+                llr = split_llr(kt, kc, nt_b, nc_b, r0, r_alt)
+                fired = t.onset.update_llr(use, llr)
+            else:
+                sums = _batch_sums(spec, batch_moments, batch_quality)
+                ready = t.onset.add_to_block(use, sums, BLOCK_MIN)
+                if not ready.any():
+                    continue
+                block = t.onset.block
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    nb_c, nb_t = block[:, ARM_CONTROL, 0], block[:, ARM_CANARY, 0]
+                    xc = block[:, ARM_CONTROL, 1] / np.maximum(nb_c, 1.0)
+                    xt = block[:, ARM_CANARY, 1] / np.maximum(nb_t, 1.0)
+                    contrast = s * xt - s * lam * xc - m_abs
+                    n_all = nb_c + nb_t
+                    s_all = block[:, :, 1].sum(axis=1)
+                    pooled = (
+                        block[:, :, 2].sum(axis=1) - s_all * s_all / np.maximum(n_all, 1.0)
+                    ) / np.maximum(n_all - 1.0, 1.0)
+                    sigma2 = np.maximum(np.maximum(var_t, var_c), pooled)
+                    variance = sigma2 * (1.0 / nb_t + lam * lam / nb_c)
+                fired = t.onset.update(ready, contrast, variance, step)
+                t.onset.clear_block(ready)
             for slot in np.flatnonzero(fired).tolist():
                 prev = int(t.state[slot])
                 t.state[slot] = regressed
@@ -579,11 +598,13 @@ class RolloutMonitor:
     ) -> list[VerdictChange]:
         """Paired per-batch CUSUM on tail exceedances (run before the batch joins the histograms).
 
-        Per batch, d_b = (share of canary responses above T = (1 + r)·q̂_p(control) + m) − (share of
-        control responses above q̂_p(control)): under "canary tail no worse than the margin" E[d_b] ≤ 0,
-        and a shift that hits both arms raises the control's share at least as much. The canary share
-        counts only buckets wholly above T and the control share every bucket reaching above q̂, so
-        bucketing errs on the side of no alarm.
+        Per batch, canary responses above T = (1 + r)·q̂_p(control) + m against control responses
+        above q̂_p(control): under "canary tail no worse than the margin" the canary exceeds T no more
+        often than the control exceeds q̂, so how the batch's exceedances split between the arms is
+        binomial with the canary's traffic share at most (rate ratio 1); a shift that hits both arms
+        raises the control's count at least as much. The canary count takes only buckets wholly above
+        T and the control count every bucket reaching above q̂, so bucketing errs on the side of no
+        alarm.
         """
         out: list[VerdictChange] = []
         min_n = self.cfg.engine.min_samples
@@ -591,14 +612,12 @@ class RolloutMonitor:
         lower, upper = template.lower_edges, template.upper_edges
         for spec in self.tail_specs:
             assert spec.quantile is not None
-            tail = 1.0 - spec.quantile
             per = bucket_counts[spec.field].reshape(self.cap, 2, -1)
             bank = self.tail_onset[spec.name]
             r = spec.margin if spec.relative else 0.0
             m = absolute_margin(spec)
             use = np.zeros(self.cap, dtype=bool)
-            contrast = np.zeros(self.cap)
-            variance = np.ones(self.cap)
+            counts = np.zeros((self.cap, 4))  # canary above T, control above q, n canary, n control
             for slot in np.flatnonzero(live).tolist():
                 pair = self.hists[spec.field][slot]
                 key = (slot, spec.name)
@@ -613,22 +632,25 @@ class RolloutMonitor:
                     continue
                 q = control.quantile(spec.quantile)
                 threshold = (1.0 + r) * q + m
-                e_t = per[slot, ARM_CANARY][lower >= threshold].sum() / n_t
-                e_c = per[slot, ARM_CONTROL][upper > q].sum() / n_c
                 use[slot] = True
-                contrast[slot] = e_t - e_c
-                pooled = (e_t * n_t + e_c * n_c) / (n_t + n_c)
-                share = max(tail, min(pooled, 0.5))  # the batch's own spread when both arms shift
-                variance[slot] = share * (1.0 - share) * (1.0 / n_t + 1.0 / n_c)
+                counts[slot] = (
+                    per[slot, ARM_CANARY][lower >= threshold].sum(),
+                    per[slot, ARM_CONTROL][upper > q].sum(),
+                    n_t,
+                    n_c,
+                )
             if not use.any():
                 continue
-            fired = bank.update(use, contrast, variance, np.full(self.cap, tail / 2.0))
+            # Under H0 the canary exceeds T no more often than the control exceeds q: ratio 1.
+            r_alt = np.broadcast_to(1.0 + 0.5 * MULTIPLIERS, (self.cap, MULTIPLIERS.size))
+            llr = split_llr(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], np.ones(self.cap), r_alt)
+            fired = bank.update_llr(use, llr)
             for slot in np.flatnonzero(fired).tolist():
                 pair = self.hists[spec.field][slot]
                 assert pair is not None
                 prev_state = self.tail_state.get((slot, spec.name), (None, 0))[0]
                 self.tail_state[(slot, spec.name)] = (VerdictState.REGRESSED, 0)
-                ev = bank.evidence(slot, tail / 2.0)
+                ev = bank.evidence(slot, 0.5)
                 ev.update({
                     "n_control": int(pair[ARM_CONTROL].count), "n_canary": int(pair[ARM_CANARY].count),
                     "control": pair[ARM_CONTROL].quantile(spec.quantile),
@@ -857,30 +879,15 @@ def _states(
     return out
 
 
-def _batch_pooled_variance(
-    spec: MetricSpec,
-    counts: IntArray,
-    moments: FloatArray,
-    quality: dict[str, FloatArray],
-) -> FloatArray:
-    """Per-observation variance of one batch, both arms pooled, per slot (0 where under two values)."""
-    if spec.kind == "rate":
-        num, den = RATE_COLUMNS[spec.field]
-        k = counts[:, :, num].sum(axis=1).astype(np.float64)
-        n = counts[:, :, den].sum(axis=1).astype(np.float64)
-        rate_var: FloatArray = regularised_bernoulli_variance(k, n)
-        return rate_var
+def _batch_sums(spec: MetricSpec, moments: FloatArray, quality: dict[str, FloatArray]) -> FloatArray:
+    """This batch's (n, Σx, Σx²) per slot and arm (cap, 2, 3) for a mean-type metric."""
     if spec.field.startswith("quality."):
         key = spec.field[len("quality.") :]
         if key not in quality:
-            return np.zeros(counts.shape[0])
-        sums = quality[key].sum(axis=1)
-    else:
-        sums = moments[:, :, CONTINUOUS_FIELDS.index(spec.field)].sum(axis=1)
-    n, s, q = sums[:, 0], sums[:, 1], sums[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = np.where(n > 1, (q - s * s / np.maximum(n, 1.0)) / np.maximum(n - 1.0, 1.0), 0.0)
-    return np.maximum(var, 0.0)
+            return np.zeros((moments.shape[0], 2, 3))
+        return quality[key]
+    sums: FloatArray = moments[:, :, CONTINUOUS_FIELDS.index(spec.field)]
+    return sums
 
 
 def _batch_values(

@@ -12,6 +12,7 @@ from typing import Any
 
 from rollguard.cohorts import WHOLE
 from rollguard.config import Config
+from rollguard.embeddings.hub import SemanticEngine, check_model
 from rollguard.events import Event
 from rollguard.monitor import RolloutMonitor
 from rollguard.verdicts import VerdictChange
@@ -24,6 +25,11 @@ class Engine:
         self.config = config or Config()
         self.monitors: dict[str, RolloutMonitor] = {}
         self._max_ts = float("-inf")
+        # Semantic drift and shadow pairing (issue 6): built at the first event that needs them; the
+        # model is checked here (a missing one fails at start when embeddings.enabled is true) and
+        # loaded only when a text must be embedded, so the engine runs without torch otherwise.
+        self._embedder, self._model_error = check_model(self.config)
+        self.semantic: SemanticEngine | None = None
 
     @property
     def late_events(self) -> int:
@@ -39,7 +45,13 @@ class Engine:
         """
         if event.ts > self._max_ts:
             self._max_ts = event.ts
-        return self._dispatch(event)
+        out = self._dispatch(event)
+        if self.semantic is not None or SemanticEngine.wants(self.config, event):
+            if self.semantic is None:
+                self.semantic = SemanticEngine(self.config, self._embedder, model_error=self._model_error)
+            monitor = self.monitors.get(event.rollout_id)
+            out.extend(self.semantic.process(event, monitor.phase if monitor is not None else "canary"))
+        return out
 
     def _dispatch(self, ev: Event) -> list[VerdictChange]:
         monitor = self.monitors.get(ev.rollout_id)
@@ -76,6 +88,8 @@ class Engine:
         out: list[VerdictChange] = []
         for rollout_id in sorted(self.monitors):
             out.extend(self.monitors[rollout_id].flush())
+        if self.semantic is not None:
+            out.extend(self.semantic.flush())
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -84,6 +98,7 @@ class Engine:
             "v": 1,
             "monitors": {rid: m.to_state() for rid, m in sorted(self.monitors.items())},
             "max_ts": None if self._max_ts == float("-inf") else self._max_ts,
+            "semantic": None if self.semantic is None else self.semantic.to_state(),
         }
 
     @classmethod
@@ -94,4 +109,8 @@ class Engine:
             rid: RolloutMonitor.from_state(s, engine.config) for rid, s in state["monitors"].items()
         }
         engine._max_ts = float("-inf") if state["max_ts"] is None else float(state["max_ts"])
+        if state.get("semantic") is not None:
+            engine.semantic = SemanticEngine.from_state(
+                state["semantic"], engine.config, engine._embedder, engine._model_error
+            )
         return engine

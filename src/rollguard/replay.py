@@ -154,5 +154,7 @@ def replay(
     summary.rollouts = len(engine.monitors)
     report: dict[str, Any] = asdict(summary)
     report["counters"] = {rid: m.counters for rid, m in sorted(engine.monitors.items())}
+    if engine.semantic is not None:  # embeddings sampled and embedded, shadow pairs and losses (issue 6)
+        report["semantic"] = engine.semantic.counters()
     (out / "summary.json").write_bytes(orjson.dumps(report, option=_DUMP | orjson.OPT_INDENT_2))
     return summary

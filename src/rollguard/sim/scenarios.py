@@ -213,11 +213,105 @@ def diurnal_bursty(seed: int = 0, duration_s: float = 7200.0, rate_per_s: float 
 
 @_register
 def text_register(seed: int = 0, duration_s: float = 1800.0, rate_per_s: float = 40.0,
-                  canary_weight: float = 0.1, start_s: float = 600.0, input_class: str = "chat") -> Scenario:
+                  canary_weight: float = 0.1, start_s: float = 600.0, input_class: str = "chat",
+                  kind: str = "templates", share: float = 1.0, pool_size: int = 0,
+                  register: str = "hedging") -> Scenario:
     """Response texts on; the canary's answers in one input_class turn hedging at ``start_s`` while
-    every scalar metric stays flat (for the embedding-drift issue)."""
+    every scalar metric stays flat (for the embedding-drift issue). ``kind="sentences"`` gives natural
+    answers (hedging = an opener and a closer around the usual content); ``share`` of the marked answers
+    change; ``pool_size`` draws answers from fixed pools (see ``rollguard.sim.text``)."""
     sc = _base("text_register", seed, duration_s, rate_per_s, canary_weight)
-    sc.response_text = TextSpec()
+    sc.response_text = TextSpec(kind=kind, params={"pool_size": pool_size} if pool_size else {})
+    params: dict[str, Any] = {"register": register}
+    if share != 1.0:
+        params["share"] = share
     sc.injections.append(Injection("text", 1.0, start_s, cohort={"input_class": input_class},
-                                   params={"register": "hedging"}, label=f"{input_class} answers hedge"))
+                                   params=params, label=f"{input_class} answers {register}"))
+    return sc
+
+
+@_register
+def text_aa(
+    seed: int = 0,
+    duration_s: float = 1800.0,
+    rate_per_s: float = 40.0,
+    canary_weight: float = 0.1,
+    kind: str = "sentences",
+    pool_size: int = 0,
+) -> Scenario:
+    """A/A with response texts: the paired null of ``text_register`` and ``text_topic`` (same seed)."""
+    sc = _base("text_aa", seed, duration_s, rate_per_s, canary_weight)
+    sc.response_text = TextSpec(kind=kind, params={"pool_size": pool_size} if pool_size else {})
+    return sc
+
+
+@_register
+def text_topic(
+    seed: int = 0,
+    duration_s: float = 1800.0,
+    rate_per_s: float = 40.0,
+    canary_weight: float = 0.1,
+    start_s: float = 600.0,
+    input_class: str = "coding",
+    topic: str = "chat",
+    share: float = 0.3,
+    pool_size: int = 0,
+) -> Scenario:
+    """Off-topic drift: from ``start_s`` a ``share`` of the canary's ``input_class`` answers talk about
+    ``topic`` instead (a new cluster of answers, no scalar metric moves)."""
+    sc = _base("text_topic", seed, duration_s, rate_per_s, canary_weight)
+    sc.response_text = TextSpec(kind="sentences", params={"pool_size": pool_size} if pool_size else {})
+    sc.injections.append(
+        Injection(
+            "text",
+            1.0,
+            start_s,
+            cohort={"input_class": input_class},
+            params={"topic": topic, "share": share},
+            label=f"{share:.0%} of {input_class} answers off-topic ({topic})",
+        )
+    )
+    return sc
+
+
+@_register
+def shadow_text(
+    seed: int = 0,
+    duration_s: float = 1800.0,
+    rate_per_s: float = 40.0,
+    canary_weight: float = 0.1,
+    start_s: float = 600.0,
+    input_class: str = "coding",
+    register: str = "terse",
+    latency: float = 1.0,
+    pool_size: int = 0,
+    missing_share: float = 0.05,
+) -> Scenario:
+    """Shadow copies of control requests with texts; from ``start_s`` the shadow's ``input_class`` answers
+    change register (and its latency is multiplied by ``latency``): for the paired shadow tests."""
+    sc = _base("shadow_text", seed, duration_s, rate_per_s, canary_weight)
+    sc.shadow = Shadow(missing_share=missing_share)
+    sc.response_text = TextSpec(kind="sentences", params={"pool_size": pool_size} if pool_size else {})
+    sc.injections.append(
+        Injection(
+            "text",
+            1.0,
+            start_s,
+            cohort={"input_class": input_class},
+            arms=["shadow"],
+            params={"register": register},
+            label=f"shadow {input_class} {register}",
+        )
+    )
+    if latency != 1.0:
+        sc.injections.append(
+            Injection(
+                "latency",
+                latency,
+                start_s,
+                cohort={"input_class": input_class},
+                arms=["shadow"],
+                label=f"shadow {input_class} latency x{latency}",
+            )
+        )
     return sc

@@ -37,6 +37,16 @@ Canary vs control (:mod:`.confseq`, :mod:`.quantile_cs`)
   ``LogHistogram`` (exact, Beta-binomial mixture; ``lo = 0.0`` / ``hi = inf`` while undetermined);
   ``quantile_rank_cs(n, p, alpha, *, n_opt=2000) -> (k_lo, k_hi)`` the underlying rank interval.
 
+Vectors (:mod:`.vector_moments`, :mod:`.mahalanobis_cs`): semantic drift of embeddings
+
+- ``VectorMoments(dim)``: weighted (``1/p`` of a sampling probability) mean vector and covariance;
+  ``update_many(x, weights)``, ``merge``; ``n``, ``w``, ``w2``, ``n_eff`` (Kish), ``mean``, ``covariance``.
+- ``ball_radius(v, tau2, alpha, k)``: radius of the k-dimensional normal-mixture confidence ball of a
+  whitened mean difference (``v = 1/n_t + 1/n_c``); ``distance_cs(distance, v, tau2, alpha, k)`` the CS
+  of the Mahalanobis distance; ``log_e_value_beyond(distance, margin, v, tau2, k)`` the e-value against
+  "distance ≤ margin"; ``optimal_ball_tau2(distance, alpha, k)``; ``chi2_upper_bound(k, alpha)`` for a
+  fixed reference sample; ``mahalanobis_norm(diff, cov)``.
+
 Rollout health and single-stream change (:mod:`.srm`, :mod:`.cusum`)
 
 - ``SampleRatioTest(alpha=0.01)``: ``update(is_canary, weight)``, ``update_many(is_canary, weight)``
@@ -81,10 +91,19 @@ from rollguard.stats.confseq import (
     samples_to_decide,
 )
 from rollguard.stats.cusum import BernoulliCusum, GaussianMeanCusum
+from rollguard.stats.mahalanobis_cs import (
+    ball_radius,
+    chi2_upper_bound,
+    distance_cs,
+    log_e_value_beyond,
+    mahalanobis_norm,
+    optimal_ball_tau2,
+)
 from rollguard.stats.moments import Moments
 from rollguard.stats.quantile_cs import quantile_cs, quantile_rank_cs
 from rollguard.stats.sketch import LogHistogram
 from rollguard.stats.srm import SampleRatioTest
+from rollguard.stats.vector_moments import VectorMoments
 
 __all__ = [
     "BernoulliCusum",
@@ -92,12 +111,19 @@ __all__ = [
     "LogHistogram",
     "Moments",
     "SampleRatioTest",
+    "VectorMoments",
+    "ball_radius",
+    "chi2_upper_bound",
     "difference_cs",
     "difference_cs_many",
+    "distance_cs",
     "estimator_variance",
+    "log_e_value_beyond",
+    "mahalanobis_norm",
     "mixture_log_bayes_factor",
     "mixture_p_value",
     "normal_mixture_halfwidth",
+    "optimal_ball_tau2",
     "optimal_ratio",
     "optimal_tau2",
     "quantile_cs",

@@ -178,6 +178,22 @@ def default_rules() -> tuple[AlertRule, ...]:
             description="cost or token anomaly",
         ),
         AlertRule(
+            "semantic_drift",
+            "warning",
+            (Clause(metrics=("semantic_drift*",)),),
+            audience="product",
+            delivery="business_hours",
+            description="the canary's answers changed meaning (embeddings), scalar metrics may be flat",
+        ),
+        AlertRule(
+            "shadow_divergence",
+            "warning",
+            (Clause(metrics=("shadow.*",)),),
+            audience="engineering",
+            delivery="business_hours",
+            description="the shadow (new version) diverges from live answers on the same requests",
+        ),
+        AlertRule(
             "sample_ratio_mismatch",
             "warning",
             (Clause(kind="srm", states=("unhealthy",), at="whole"),),

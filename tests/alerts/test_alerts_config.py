@@ -15,6 +15,8 @@ def test_defaults_without_config() -> None:
         "latency_regression",
         "quality_regression",
         "cost_regression",
+        "semantic_drift",
+        "shadow_divergence",
         "sample_ratio_mismatch",
         "baseline_drift",
     ]
@@ -23,7 +25,7 @@ def test_defaults_without_config() -> None:
         "warning": "engineering",
         "info": "operations",
     }
-    assert [r.commands for r in cfg.alerts.rules] == [True, False, False, False, False, False]
+    assert [r.commands for r in cfg.alerts.rules] == [True, False, False, False, False, False, False, False]
     c = cfg.commands
     assert (c.dry_run, c.progression, c.approval, c.on_srm) == (
         False,
@@ -121,3 +123,9 @@ def test_errors_name_the_line_and_field(text: str, line: int, field: str, fragme
     err = info.value
     assert (err.line, err.field) == (line, field) and fragment in err.message, str(err)
     assert str(err).startswith(f"rollguard.yaml:{line}: {field}: ")
+
+
+def test_semantic_drift_and_shadow_divergence_warn_by_default() -> None:
+    rules = {r.name: r for r in Config().alerts.rules}
+    assert rules["semantic_drift"].severity == "warning" and not rules["semantic_drift"].commands
+    assert rules["shadow_divergence"].severity == "warning" and not rules["shadow_divergence"].commands

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from rollguard.config import SegmentSettings
 
 WHOLE: Final = "*"
 
@@ -57,6 +60,37 @@ class Cohort:
         return cls(
             int(state["slot"]), key, parse_cohort_key(key), float(state["born"]), float(state["last_seen"])
         )
+
+
+def segment_slots(
+    registry: CohortRegistry, seg: Mapping[str, str], ts: float, dims: list[str], settings: SegmentSettings
+) -> list[int]:
+    """The segment cohorts a request belongs to: one per analysed dimension, then one per grouping.
+
+    The one membership rule for every kind of verdict (scalar, semantic, shadow). When config names no
+    dimensions, new ones are discovered into ``dims`` (in order of appearance, up to
+    ``max_dimensions``, minus ``exclude``). Cohorts are created within the registry's budget; a refused
+    one is left out. The whole-rollout slot is the caller's.
+    """
+    if not seg:
+        return []
+    if settings.dimensions is None:
+        for d in seg:
+            if d not in dims and d not in settings.exclude and len(dims) < settings.max_dimensions:
+                dims.append(d)
+    out: list[int] = []
+    for d in dims:
+        v = seg.get(d)
+        if v is not None:
+            s = registry.slot(f"{d}={v}", ts)
+            if s >= 0:
+                out.append(s)
+    for g in settings.groupings:
+        if all(d in seg for d in g):
+            s = registry.slot(cohort_key({d: seg[d] for d in g}), ts)
+            if s >= 0:
+                out.append(s)
+    return out
 
 
 class CohortRegistry:

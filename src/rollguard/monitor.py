@@ -32,7 +32,7 @@ from rollguard.batch import (
     merge_moments,
 )
 from rollguard.budget import AlphaBudget
-from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
+from rollguard.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.config import Config
 from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare_quantiles, contrast_scale
 from rollguard.drift import CusumBank, cusum_threshold
@@ -87,7 +87,6 @@ class RolloutMonitor:
         self.registry = CohortRegistry(eng.max_cohorts_per_rollout)
         self.registry.slot(WHOLE, -math.inf)
         self.dims: list[str] = list(config.segments.dimensions or [])
-        self.discover_dims = config.segments.dimensions is None
         self.cap = 8
         self.counts = np.zeros((self.cap, 2, 6), dtype=np.int64)
         self.moments = np.zeros((self.cap, 2, len(CONTINUOUS_FIELDS), 3))
@@ -308,29 +307,8 @@ class RolloutMonitor:
         return rows, member_arr, seen
 
     def _slots_of(self, seg: dict[str, str], now: float) -> list[int]:
-        """The slots a segment combination belongs to, creating cohorts within the budget."""
-        reg = self.registry
-        out = [0]
-        if not seg:
-            return out
-        dims = self.dims
-        if self.discover_dims:
-            exclude = self.cfg.segments.exclude
-            for d in seg:
-                if d not in dims and d not in exclude and len(dims) < self.cfg.segments.max_dimensions:
-                    dims.append(d)
-        for d in dims:
-            v = seg.get(d)
-            if v is not None:
-                s = reg.slot(f"{d}={v}", now)
-                if s >= 0:
-                    out.append(s)
-        for g in self.cfg.segments.groupings:
-            if all(d in seg for d in g):
-                s = reg.slot(cohort_key({d: seg[d] for d in g}), now)
-                if s >= 0:
-                    out.append(s)
-        return out
+        """The slots a segment combination belongs to: the whole rollout, then its segment cohorts."""
+        return [0, *segment_slots(self.registry, seg, now, self.dims, self.cfg.segments)]
 
     def _quality_slot(self, key: str) -> None:
         if key in self.quality:

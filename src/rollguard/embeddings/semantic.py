@@ -36,7 +36,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
+from rollguard.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.config import EngineSettings, SegmentSettings
 from rollguard.embeddings.features import FeatureMap
 from rollguard.embeddings.reference import ReferenceSet
@@ -94,7 +94,6 @@ class SemanticMonitor:
         self.cohort_ttl_s = eng.cohort_ttl_s
         self.registry = CohortRegistry(eng.max_cohorts_per_rollout)
         self.dims: list[str] = list(self.segments.dimensions or [])
-        self.discover = self.segments.dimensions is None
         self.reference = reference if reference is not None and len(reference) >= 4 else None
         n_tests = 2 if self.reference is not None else 1
         share = eng.whole_rollout_alpha_share
@@ -202,26 +201,7 @@ class SemanticMonitor:
     def _slots(self, seg: dict[str, str], ts: float) -> list[int]:
         reg = self.registry
         out = [reg.slot(WHOLE, ts)]  # slot 0, born at the first answer (state stays finite JSON)
-        if seg:
-            if self.discover:
-                for d in seg:
-                    if (
-                        d not in self.dims
-                        and d not in self.segments.exclude
-                        and (len(self.dims) < self.segments.max_dimensions)
-                    ):
-                        self.dims.append(d)
-            for d in self.dims:
-                v = seg.get(d)
-                if v is not None:
-                    s = reg.slot(f"{d}={v}", ts)
-                    if s >= 0:
-                        out.append(s)
-            for g in self.segments.groupings:
-                if all(d in seg for d in g):
-                    s = reg.slot(cohort_key({d: seg[d] for d in g}), ts)
-                    if s >= 0:
-                        out.append(s)
+        out += segment_slots(reg, seg, ts, self.dims, self.segments)
         by_slot = {c.slot: c for c in reg.live()}
         for s in out:
             by_slot[s].last_seen = ts

@@ -41,7 +41,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from rollguard.cohorts import WHOLE, CohortRegistry, cohort_key
+from rollguard.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.config import EngineSettings, SegmentSettings
 from rollguard.embeddings.settings import ShadowSettings
 from rollguard.events import Event
@@ -211,7 +211,6 @@ class ShadowComparison:
         eng = engine or EngineSettings()
         self.registry = CohortRegistry(eng.max_cohorts_per_rollout)
         self.dims: list[str] = list(self.segments.dimensions or [])
-        self.discover = self.segments.dimensions is None
         n_tests = len(SCALAR_METRICS) + 1
         share = eng.whole_rollout_alpha_share
         self.alpha_whole = settings.alpha * share / n_tests
@@ -225,24 +224,7 @@ class ShadowComparison:
     def _slots(self, seg: dict[str, str], ts: float) -> list[int]:
         reg = self.registry
         out = [reg.slot(WHOLE, ts)]  # slot 0, born at the first pair (state stays finite JSON)
-        if self.discover:
-            for d in seg:
-                if (
-                    d not in self.dims
-                    and d not in self.segments.exclude
-                    and (len(self.dims) < self.segments.max_dimensions)
-                ):
-                    self.dims.append(d)
-        for d in self.dims:
-            if d in seg:
-                s = reg.slot(f"{d}={seg[d]}", ts)
-                if s >= 0:
-                    out.append(s)
-        for g in self.segments.groupings:
-            if all(d in seg for d in g):
-                s = reg.slot(cohort_key({d: seg[d] for d in g}), ts)
-                if s >= 0:
-                    out.append(s)
+        out += segment_slots(reg, seg, ts, self.dims, self.segments)
         for c in reg.live():
             if c.slot in out:
                 c.last_seen = ts

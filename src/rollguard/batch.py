@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -66,12 +67,9 @@ class EventColumns:
             units=[e.unit_id for e in events],
             weights=[nan if e.canary_weight is None else e.canary_weight for e in events],
         )
-        keys: dict[str, None] = {}
-        for e in events:
-            if e.quality:
-                keys.update(dict.fromkeys(e.quality))
-        for key in keys:
-            cols.quality[key] = [e.quality.get(key, nan) for e in events]
+        scores = [e.quality for e in events]
+        for key in dict.fromkeys(chain.from_iterable(scores)):  # every key, in order of first appearance
+            cols.quality[key] = [q.get(key, nan) for q in scores]
         return cols
 
     def continuous(self) -> dict[str, FloatArray]:

@@ -45,25 +45,30 @@ class Engine:
         """
         if event.ts > self._max_ts:
             self._max_ts = event.ts
-        out = self._dispatch(event)
-        if self.semantic is not None or SemanticEngine.wants(self.config, event):
+        monitor = self.monitors.get(event.rollout_id)
+        if monitor is None or (
+            event.variant is not None
+            and event.arm == "canary"
+            and monitor.canary_variant is not None
+            and event.variant != monitor.canary_variant
+        ):
+            out = self._start(event, monitor)
+        else:
+            out = monitor.process(event)
+        if self.semantic is not None or (
+            (event.response_text is not None or event.response_embedding is not None or event.arm == "shadow")
+            and SemanticEngine.wants(self.config, event)
+        ):
             if self.semantic is None:
                 self.semantic = SemanticEngine(self.config, self._embedder, model_error=self._model_error)
             monitor = self.monitors.get(event.rollout_id)
             out.extend(self.semantic.process(event, monitor.phase if monitor is not None else "canary"))
         return out
 
-    def _dispatch(self, ev: Event) -> list[VerdictChange]:
-        monitor = self.monitors.get(ev.rollout_id)
-        if monitor is None:
-            monitor = self.monitors[ev.rollout_id] = RolloutMonitor(ev.rollout_id, self.config)
-            return monitor.process(ev)
-        if (
-            ev.arm == "canary"
-            and ev.variant is not None
-            and monitor.canary_variant is not None
-            and ev.variant != monitor.canary_variant
-        ):
+    def _start(self, ev: Event, monitor: RolloutMonitor | None) -> list[VerdictChange]:
+        """A rollout's first event, or the first of a new canary version: the rollout starts afresh."""
+        out: list[VerdictChange] = []
+        if monitor is not None:
             out = monitor.flush()
             out.append(
                 VerdictChange(
@@ -71,10 +76,9 @@ class Engine:
                     {"reason": "canary variant changed", "from": monitor.canary_variant, "to": ev.variant},
                 )
             )  # fmt: skip
-            monitor = self.monitors[ev.rollout_id] = RolloutMonitor(ev.rollout_id, self.config)
-            out.extend(monitor.process(ev))
-            return out
-        return monitor.process(ev)
+        monitor = self.monitors[ev.rollout_id] = RolloutMonitor(ev.rollout_id, self.config)
+        out.extend(monitor.process(ev))
+        return out
 
     def process_many(self, events: Iterable[Event]) -> list[VerdictChange]:
         out: list[VerdictChange] = []

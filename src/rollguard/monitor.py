@@ -285,26 +285,33 @@ class RolloutMonitor:
         return changes
 
     def _memberships(self, cols: EventColumns, now: float) -> tuple[IntArray, IntArray, list[int]]:
-        """Each event's cohort slots (whole rollout, one per dimension, one per grouping) as rows."""
-        slots: list[int] = []
-        members: list[int] = []
-        cache: dict[tuple[tuple[str, str], ...], list[int]] = {}
-        for i, seg in enumerate(cols.segments):
-            key = tuple(seg.items())
-            these = cache.get(key)
-            if these is None:
-                these = cache[key] = self._slots_of(seg, now)
-            slots.extend(these)
-            members.extend([i] * len(these))
+        """Each event's cohort slots (whole rollout, one per dimension, one per grouping) as rows.
+
+        Slots are looked up once per distinct segment combination in the batch (in order of first
+        appearance, so slot numbers follow the events), then spread over the events with numpy.
+        """
+        segments = cols.segments
+        n = len(segments)
+        keys = list(map(tuple, map(dict.items, segments)))
+        first: dict[tuple[tuple[str, str], ...], int] = {}
+        firsts = list(map(first.setdefault, keys, range(n)))  # each event's combination, by first event
+        combos = list(first.values())
+        table = [self._slots_of(segments[i], now) for i in combos]
         self._grow(self.registry.next_slot)
-        seen = sorted({s for these in cache.values() for s in these})
+        width = max(map(len, table))
+        slot_table = np.full((len(table), width), -1, dtype=np.int64)
+        for j, these in enumerate(table):
+            slot_table[j, : len(these)] = these
+        combo_of = np.searchsorted(np.asarray(combos, dtype=np.int64), np.asarray(firsts, dtype=np.int64))
+        per_event = slot_table[combo_of]  # (events, width), -1 past each event's last slot
+        member, col = np.nonzero(per_event >= 0)  # event by event, slots in order
+        arm = np.asarray(cols.arm, dtype=np.int64)
+        rows = per_event[member, col] * 2 + arm[member]
+        seen = sorted({s for these in table for s in these})
         by_slot = {c.slot: c for c in self.registry.live()}
         for s in seen:
             by_slot[s].last_seen = now
-        arm = np.asarray(cols.arm, dtype=np.int64)
-        member_arr = np.asarray(members, dtype=np.int64)
-        rows = np.asarray(slots, dtype=np.int64) * 2 + arm[member_arr]
-        return rows, member_arr, seen
+        return rows, member.astype(np.int64), seen
 
     def _slots_of(self, seg: dict[str, str], now: float) -> list[int]:
         """The slots a segment combination belongs to: the whole rollout, then its segment cohorts."""
@@ -346,23 +353,23 @@ class RolloutMonitor:
 
     # ------------------------------------------------------------------ SRM
     def _srm(self, cols: EventColumns, now: float) -> list[VerdictChange]:
-        is_canary: list[bool] = []
-        weights: list[float] = []
-        fallback = self.intended_weight
-        picked: list[str] = []
-        for unit, arm, w in zip(cols.units, cols.arm, cols.weights, strict=True):
-            weight = fallback if w != w else w  # NaN check without a call
-            if weight is None or unit is None or not 0.0 < weight < 1.0:
-                continue
-            picked.append(unit)
-            is_canary.append(arm == ARM_CANARY)
-            weights.append(weight)
-        new = self.units.add_many(picked)
-        is_canary = [c for c, n in zip(is_canary, new, strict=True) if n]
-        weights = [w for w, n in zip(weights, new, strict=True) if n]
-        if not is_canary:
+        # The intended weight of each request (the event's, else the configured one); only units
+        # seen for the first time count, and only while the split is a real one (0 < w < 1).
+        weights = np.asarray(cols.weights, dtype=np.float64)
+        if self.intended_weight is not None:
+            weights = np.where(np.isnan(weights), self.intended_weight, weights)
+        units = cols.units
+        split = np.flatnonzero((weights > 0.0) & (weights < 1.0)).tolist()
+        picked = [i for i in split if units[i] is not None]
+        if not picked:
             return []
-        self.srm.update_many(np.asarray(is_canary), np.asarray(weights))
+        first_seen = self.units.add_many([u for i in picked if (u := units[i]) is not None])
+        new = np.asarray(picked, dtype=np.intp)[first_seen]
+        if not new.size:
+            return []
+        is_canary = np.asarray(cols.arm, dtype=np.int64)[new] == ARM_CANARY
+        weights = weights[new]
+        self.srm.update_many(is_canary, weights)
         if self.health is HealthState.HEALTHY and self.srm.p_value < self.cfg.srm_alpha:
             self.health = HealthState.UNHEALTHY
             srm = self.srm

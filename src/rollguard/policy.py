@@ -122,6 +122,12 @@ class Policy:
         self._refresh_due()
         return out
 
+    def due(self, now: float) -> bool:
+        """Move event time forward; True when :meth:`advance` has work (a cheap per-event check)."""
+        if now > self.now:
+            self.now = now
+        return self.now >= self._next_due
+
     def advance(self, now: float) -> Output:
         """Move event time forward; runs resolves, repeats, expiries, escalations and digests when due."""
         if now > self.now:

@@ -23,7 +23,7 @@ import orjson
 
 from rollguard.config import Config
 from rollguard.engine import Engine
-from rollguard.events import EventError, parse_event
+from rollguard.events import Event, EventError, parse_event
 from rollguard.policy import Output, Policy
 from rollguard.verdicts import VerdictChange
 
@@ -130,23 +130,30 @@ def replay(
             summary.verdict_changes += len(changes)
             publish(policy.on_changes(changes))
 
+        lineno = blank = 0
+        process, due = engine.process, policy.due
         for lineno, line in enumerate(source, 1):
-            summary.lines += 1
-            if not line.strip():
-                continue
             ev = parse_event(line)
-            if isinstance(ev, EventError):
+            if type(ev) is not Event:
+                assert isinstance(ev, EventError)
+                if not line.strip():
+                    blank += 1
+                    continue
                 summary.rejected += 1
                 rejected.write(orjson.dumps({"line": lineno, **ev.to_dict()}, option=_DUMP))
                 continue
-            summary.events += 1
+            ts = ev.ts
             if pending.heap:
-                publish(pending.due(ev.ts, policy))
-            changes = engine.process(ev)
+                publish(pending.due(ts, policy))
+            changes = process(ev)
             if changes:
                 emit(changes)
-            publish(policy.advance(ev.ts))
-            last_ts = max(last_ts, ev.ts)
+            if due(ts):
+                publish(policy.advance(ts))
+            if ts > last_ts:
+                last_ts = ts
+        summary.lines = lineno
+        summary.events = lineno - summary.rejected - blank
         emit(engine.flush())
         publish(pending.due(last_ts, policy))
         publish(policy.advance(last_ts))

@@ -18,6 +18,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 class UnitFilter:
@@ -36,35 +37,37 @@ class UnitFilter:
 
     def add_if_new(self, unit: str) -> bool:
         """Record ``unit``; True when it was (probably) not seen before."""
-        return self.add_many([unit])[0]
+        return bool(self.add_many([unit])[0])
 
-    def add_many(self, units: list[str]) -> list[bool]:
+    def add_many(self, units: list[str]) -> npt.NDArray[np.bool_]:
         """Record a batch of units; for each, True when it was (probably) new at that point.
 
-        Hashing is vectorised over the batch's distinct units (CRC-32 and Adler-32 seed a double
-        hashing scheme: deterministic across runs and machines, unlike Python's ``hash``).
+        A unit is new at its first request in the batch if the filter did not hold it before the
+        batch; its later requests are not new. Hashing is vectorised over the batch's distinct units
+        (CRC-32 and Adler-32 seed a double hashing scheme: deterministic across runs and machines,
+        unlike Python's ``hash``).
+
+        >>> UnitFilter(bits=1 << 12).add_many(["a", "b", "a"]).tolist()
+        [True, True, False]
         """
-        distinct = list(dict.fromkeys(units))
-        if not distinct:
-            return []
-        encoded = [u.encode() for u in distinct]
-        h1 = np.array([zlib.crc32(b) for b in encoded], dtype=np.uint64)
-        h2 = np.array([zlib.adler32(b) for b in encoded], dtype=np.uint64) | np.uint64(1)
+        n = len(units)
+        out = np.zeros(n, dtype=bool)
+        if not n:
+            return out
+        # Each distinct unit's first position: a dict built back to front keeps the earliest index.
+        first = dict(zip(reversed(units), range(n - 1, -1, -1), strict=True))
+        encoded = list(map(str.encode, first))
+        h1 = np.fromiter(map(zlib.crc32, encoded), dtype=np.uint64, count=len(encoded))
+        h2 = np.fromiter(map(zlib.adler32, encoded), dtype=np.uint64, count=len(encoded)) | np.uint64(1)
         i = np.arange(self._hashes, dtype=np.uint64)
         pos = (h1[:, None] + i[None, :] * h2[:, None]) & np.uint64(self._mask)
         byte = (pos >> np.uint64(3)).astype(np.intp)
         bit = np.left_shift(np.uint8(1), (pos & np.uint64(7)).astype(np.uint8))
         known = ((self._bits[byte] & bit) != 0).all(axis=1)
         np.bitwise_or.at(self._bits, byte.ravel(), bit.ravel())
-        new_units = {u for u, k in zip(distinct, known.tolist(), strict=True) if not k}
-        self.added += len(new_units)
-        out = []
-        for u in units:
-            if u in new_units:
-                out.append(True)
-                new_units.discard(u)  # later requests of the same unit in this batch are not new
-            else:
-                out.append(False)
+        positions = np.fromiter(first.values(), dtype=np.intp, count=len(first))
+        out[positions[~known]] = True
+        self.added += int((~known).sum())
         return out
 
     def to_state(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rollguard.events import Event, EventError, parse_event
 
@@ -110,3 +112,57 @@ def test_minimal_event_needs_only_the_required_fields() -> None:
     )
     assert isinstance(ev, Event)
     assert ev.segment == {} and ev.quality == {} and ev.latency_ms is None
+
+
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**12),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0, 1, 0.0, 0.5, 1.0, 1.5, -0.5, -1, 2, 1e-9, 1e300, 1767225600, 1767225600.5]),
+    st.sampled_from(["", "x", "canary", "control", "shadow", "ok", "error", "2026-01-01T00:00:00Z",
+                     "2026-01-01T00:00:00", "not a time"]),
+    st.lists(st.floats(-2, 2), max_size=3),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.one_of(st.text(max_size=2), st.integers(0, 3)),
+                    max_size=2),
+)  # fmt: skip
+
+
+FIELDS = st.sampled_from([*GOOD, "schema_version", "extra_field"])
+EDGE_VALUES = [
+    None, True, False, 0, 1, 2, -1, 0.0, 0.5, 1.0, 1.5, -0.5, 1e-9, 1e300, 1767225600, 1767225600.5,
+    946684799, 4102444801, "", "x", "canary", "ok", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00",
+    [], [1, 2.5], [True], {}, {"a": "b"}, {"a": 1}, {"a": None},
+]  # fmt: skip
+
+
+def _agree(obj: dict[str, object]) -> None:
+    fast, reference = parse_event(orjson.dumps(obj)), parse_event(obj)
+    assert fast == reference
+    if isinstance(fast, Event):
+        assert {k: type(v) for k, v in fast.to_dict().items()} == {
+            k: type(v) for k, v in reference.to_dict().items()  # type: ignore[union-attr]
+        }
+
+
+@pytest.mark.parametrize("name", [*GOOD, "schema_version", "extra_field"])
+def test_the_fast_decoder_agrees_with_the_reference_validator_on_edge_values(name: str) -> None:
+    """Bytes take the typed msgspec path (falling back on anything it refuses); a mapping takes the
+    reference validator: accepted or rejected, with the same fields, types and reason."""
+    for value in EDGE_VALUES:
+        _agree({**GOOD, name: value})
+    _agree({k: v for k, v in GOOD.items() if k != name})
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    changes=st.one_of(
+        st.dictionaries(FIELDS, JSON_VALUES, min_size=1, max_size=1),  # one field at a time
+        st.dictionaries(FIELDS, JSON_VALUES, max_size=4),
+    ),
+    dropped=st.sets(st.sampled_from(list(GOOD)), max_size=3),
+)
+def test_the_fast_decoder_and_the_reference_validator_agree(
+    changes: dict[str, object], dropped: set[str]
+) -> None:
+    _agree({k: v for k, v in {**GOOD, **changes}.items() if k not in dropped or k in changes})

@@ -25,8 +25,9 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy: one thread (torch threads: models/embedding.yaml)

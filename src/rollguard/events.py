@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -61,9 +61,13 @@ MIN_TS: Final = 946_684_800.0
 MAX_TS: Final = 4_102_444_800.0
 
 
-@dataclass(slots=True)
-class Event:
-    """A validated v1 event. Times are epoch seconds (event time), never wall-clock time."""
+class Event(msgspec.Struct, gc=False):
+    """A validated v1 event. Times are epoch seconds (event time), never wall-clock time.
+
+    A msgspec struct rather than a dataclass: built in C, and left out of the garbage collector's
+    scans (it holds no reference cycles) — thousands of events wait in each open batch, and
+    scanning them was a sixth of the replay's time.
+    """
 
     event_id: str
     request_id: str
@@ -72,7 +76,7 @@ class Event:
     arm: str
     status: str
     variant: str | None = None
-    segment: dict[str, str] = field(default_factory=dict)
+    segment: dict[str, str] = msgspec.field(default_factory=dict)
     unit_id: str | None = None
     canary_weight: float | None = None
     latency_ms: float | None = None
@@ -81,10 +85,10 @@ class Event:
     tokens_out: float | None = None
     cost_usd: float | None = None
     format_valid: bool | None = None
-    quality: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, float] = msgspec.field(default_factory=dict)
     response_text: str | None = None
     response_embedding: list[float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a v1 JSON object (``None`` fields left out, unknown fields restored)."""

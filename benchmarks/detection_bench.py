@@ -10,6 +10,10 @@
    check counts every metric, so crediting the family costs nothing in false alarms. For the tail
    cases, the information budget of the p95 exceedance test is printed: its expected log-likelihood
    drift per second after the onset (from the run's own values) against its threshold.
+1b. Null at the margin (``--boundary N``): the canary's whole latency distribution x1.1 in tenant t3
+   from the start, so every latency metric of that cohort sits exactly on its +10% margin (p99 inside
+   its 15%): the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
+   A/A cannot: the tests' nulls are "worse by at most the margin", not "identical".
 3. Post-rollout: the delay to detect a regression injected after promotion, and the A/A false-alarm
    rate in that phase (progressive ramps promoted to 100%).
 
@@ -92,6 +96,13 @@ def aa_one(seed: int) -> dict[str, Any]:
         "kayenta_any": kay.failed,
         "kayenta_all": kay.first_fail_ts("all") is not None,
     }
+
+
+def boundary_one(seed: int) -> dict[str, Any]:
+    sc = get_scenario("latency_shift_tenant", seed=50_000 + seed, start_s=0.0, factor=1.1)
+    changes = run_engine(list(generate(sc)), Config())
+    regressed = [c for c in changes if c.kind == "verdict" and c.state == "regressed"]
+    return {"regressed": [f"{c.cohort} {c.metric}" for c in regressed]}
 
 
 # ------------------------------------------------------------------------------------------- delays
@@ -300,6 +311,7 @@ def main() -> int:
     ap.add_argument("--aa", type=int, default=200, help="A/A rollouts (30 min, 40 req/s, 10%% canary)")
     ap.add_argument("--seeds", type=int, default=20, help="runs per injected regression")
     ap.add_argument("--post", type=int, default=40, help="post-rollout runs (A/A and regression each)")
+    ap.add_argument("--boundary", type=int, default=0, help="runs with the canary exactly at the margin")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -340,6 +352,24 @@ def main() -> int:
             "kayenta_any": k_kay,
             "kayenta_whole": k_kay_all,
         }
+
+    if args.boundary:
+        t0 = time.perf_counter()
+        rows_b = pmap(boundary_one, list(range(args.boundary)), args.jobs)
+        k = sum(1 for r in rows_b if r["regressed"])
+        n = len(rows_b)
+        print(
+            f"\n[1b] Null at the margin: {n} rollouts x 30 min, canary latency x1.1 in tenant t3 "
+            f"(latency margins +10%) ({time.perf_counter() - t0:.0f}s)"
+        )
+        print(
+            f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
+            f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
+        )
+        for r in rows_b:
+            if r["regressed"]:
+                print(f"    false alarm: {r['regressed']}")
+        results["boundary"] = {"n": n, "rollguard": k, "upper95": clopper_pearson_upper(k, n)}
 
     if args.seeds:
         print(

@@ -3,8 +3,17 @@
 1. False alarms: A/A rollouts (no change): the share with any "regressed" verdict, with its exact 95%
    upper confidence bound, next to the Kayenta-style judge on the very same streams.
 2. Delay and power: injected regressions of several sizes in one segment; delay from onset to the
-   first "regressed" verdict in the right cohort, next to an oracle CUSUM (knows the pre- and
-   post-change parameters) and the Kayenta-style judge, on the same streams.
+   first "regressed" verdict in the right cohort on any metric of the injected metric's family
+   (latency: ``latency_ms.*``, ``ttft_ms.*``, ``tpot_ms.*``; otherwise the metric's own prefix), with
+   the metric that fired first, and separately on the exact metric; next to an oracle CUSUM (knows
+   the pre- and post-change parameters) and the Kayenta-style judge, on the same streams. The A/A
+   check counts every metric, so crediting the family costs nothing in false alarms. For the tail
+   cases, the information budget of the p95 exceedance test is printed: its expected log-likelihood
+   drift per second after the onset (from the run's own values) against its threshold.
+1b. Null at the margin (``--boundary N``): the canary's whole latency distribution x1.1 in tenant t3
+   from the start, so every latency metric of that cohort sits exactly on its +10% margin (p99 inside
+   its 15%): the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
+   A/A cannot: the tests' nulls are "worse by at most the margin", not "identical".
 3. Post-rollout: the delay to detect a regression injected after promotion, and the A/A false-alarm
    rate in that phase (progressive ramps promoted to 100%).
 
@@ -89,7 +98,23 @@ def aa_one(seed: int) -> dict[str, Any]:
     }
 
 
+def boundary_one(seed: int) -> dict[str, Any]:
+    sc = get_scenario("latency_shift_tenant", seed=50_000 + seed, start_s=0.0, factor=1.1)
+    changes = run_engine(list(generate(sc)), Config())
+    regressed = [c for c in changes if c.kind == "verdict" and c.state == "regressed"]
+    return {"regressed": [f"{c.cohort} {c.metric}" for c in regressed]}
+
+
 # ------------------------------------------------------------------------------------------- delays
+LATENCY_FIELDS = ("latency_ms", "ttft_ms", "tpot_ms")
+
+
+def metric_family(metric: str) -> str:
+    """``latency`` for any latency_ms/ttft_ms/tpot_ms metric, else the metric's first name part."""
+    head = metric.split(".")[0]
+    return "latency" if head in LATENCY_FIELDS else head
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -115,6 +140,20 @@ CASES = [
         "p95 latency +30% billing", "latency_tail_billing", {"factor": 1.3}, "latency_ms.p95", "latency_p95"
     ),
     Case(
+        "p95 latency +30% chat, 4x traffic",
+        "latency_tail_billing",
+        {"input_class": "chat", "factor": 1.3, "rate_per_s": 160.0},
+        "latency_ms.p95",
+        "latency_p95",
+    ),
+    Case(
+        "p95 latency +60% chat",
+        "latency_tail_billing",
+        {"input_class": "chat", "factor": 1.6},
+        "latency_ms.p95",
+        "latency_p95",
+    ),
+    Case(
         "latency x1.2 tenant t3", "latency_shift_tenant", {"factor": 1.2}, "latency_ms.mean", "latency_mean"
     ),
     Case(
@@ -137,15 +176,15 @@ def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
     onset = sc.start_ts + inj.start_s
     events = list(generate(sc))
     changes = run_engine(events, Config())
-    family = case.metric.split(".")[0]  # latency_ms.p95 -> any latency_ms.* verdict
-    hits = [
-        c.ts
+    family = metric_family(case.metric)  # latency_ms.p95 -> any latency_ms/ttft_ms/tpot_ms verdict
+    hits = sorted(
+        (c.ts, c.metric)
         for c in changes
         if c.kind == "verdict"
         and c.state == "regressed"
         and c.cohort == cohort
-        and c.metric.split(".")[0] == family
-    ]
+        and metric_family(c.metric) == family
+    )
     exact = [
         c.ts
         for c in changes
@@ -160,15 +199,60 @@ def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
     oracle = oracle_cusum(cols, oracle_spec_for(sc), alpha=0.01)
     kay = kayenta_judge(cols, cohorts={cohort: inj.cohort}, metrics=None)
     kay_ts = kay.first_fail_ts(cohort, case.kayenta_metric)
+    info = tail_information(events, case, inj.cohort, onset) if case.metric.endswith(".p95") else None
     return {
         "case": case.name,
         "seed": seed,
-        "rollguard": (min(hits) - onset) if hits else None,
+        "rollguard": (hits[0][0] - onset) if hits else None,
+        "first_metric": hits[0][1] if hits else None,
+        "tail_information": info,
         "rollguard_exact_metric": (min(exact) - onset) if exact else None,
         "before_onset": wrong,
         "oracle": oracle.delay_s,
         "kayenta": (kay_ts - onset) if kay_ts is not None else None,
     }
+
+
+def tail_information(
+    events: list[dict[str, Any]], case: Case, cohort: dict[str, str], onset: float
+) -> dict[str, float]:
+    """Expected log-LR drift per second of the p95 exceedance test after the onset, from the run's values.
+
+    Control p95 q of the cohort's ok ``field`` values after the onset; canary share above (1 + r)·q and
+    control share above q; per second, the conditional-binomial split of those exceedances scores
+    E[llr] = λ_t·p_t·log(ρ_1/ρ_0) + λ_c·p_c·log((1 − ρ_1)/(1 − ρ_0)) for each alternative ratio. The
+    threshold is the one the engine uses for a segment cohort (the whole rollout's is lower).
+    """
+    from rollguard.monitor import RolloutMonitor
+    from rollguard.onset import MULTIPLIERS
+
+    field = case.metric.split(".")[0]
+    cfg = Config()
+    spec = next(m for m in cfg.metrics if m.name == case.metric)
+    assert spec.quantile is not None
+    c_vals: list[float] = []
+    t_vals: list[float] = []
+    for e in events:
+        if e["ts"] < onset or e.get("status") != "ok" or e.get(field) is None:
+            continue
+        if any(e["segment"].get(k) != v for k, v in cohort.items()):
+            continue
+        (t_vals if e["arm"] == "canary" else c_vals).append(float(e[field]))
+    span = max(e["ts"] for e in events) - onset
+    xc, xt = np.asarray(c_vals), np.asarray(t_vals)
+    q = float(np.quantile(xc, spec.quantile))
+    p_c = float(np.mean(xc > q))
+    p_t = float(np.mean(xt > (1.0 + spec.margin) * q))
+    lam_c, lam_t = xc.size / span, xt.size / span
+    rho0 = lam_t / (lam_t + lam_c)
+    best = -math.inf
+    for r in 1.0 + 0.5 * MULTIPLIERS:
+        rho1 = lam_t * r / (lam_t * r + lam_c)
+        drift = lam_t * p_t * math.log(rho1 / rho0) + lam_c * p_c * math.log((1 - rho1) / (1 - rho0))
+        best = max(best, drift)
+    threshold = RolloutMonitor("bench", cfg).tail_onset[case.metric].threshold
+    return {"canary_per_s": lam_t, "p_canary": p_t, "p_control": p_c, "nats_per_s": best,
+            "threshold": threshold, "nats_in_run": best * span}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------- post-rollout
@@ -227,6 +311,7 @@ def main() -> int:
     ap.add_argument("--aa", type=int, default=200, help="A/A rollouts (30 min, 40 req/s, 10%% canary)")
     ap.add_argument("--seeds", type=int, default=20, help="runs per injected regression")
     ap.add_argument("--post", type=int, default=40, help="post-rollout runs (A/A and regression each)")
+    ap.add_argument("--boundary", type=int, default=0, help="runs with the canary exactly at the margin")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -268,6 +353,24 @@ def main() -> int:
             "kayenta_whole": k_kay_all,
         }
 
+    if args.boundary:
+        t0 = time.perf_counter()
+        rows_b = pmap(boundary_one, list(range(args.boundary)), args.jobs)
+        k = sum(1 for r in rows_b if r["regressed"])
+        n = len(rows_b)
+        print(
+            f"\n[1b] Null at the margin: {n} rollouts x 30 min, canary latency x1.1 in tenant t3 "
+            f"(latency margins +10%) ({time.perf_counter() - t0:.0f}s)"
+        )
+        print(
+            f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
+            f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
+        )
+        for r in rows_b:
+            if r["regressed"]:
+                print(f"    false alarm: {r['regressed']}")
+        results["boundary"] = {"n": n, "rollguard": k, "upper95": clopper_pearson_upper(k, n)}
+
     if args.seeds:
         print(
             f"\n[2] Detection delay from onset (onset at 10 min, 60-min canary, 40 req/s, 10% canary, "
@@ -293,6 +396,19 @@ def main() -> int:
             print(
                 f"    kayenta-style                    : {quantiles([r['kayenta'] for r in mine], len(mine))}"
             )
+            firsts = [r["first_metric"] for r in mine if r["first_metric"]]
+            if firsts:
+                tally = ", ".join(f"{m} x{firsts.count(m)}" for m in sorted(set(firsts), key=firsts.index))
+                print(f"    first metric to fire             : {tally}")
+            infos = [r["tail_information"] for r in mine if r["tail_information"]]
+            if infos:
+                med = {k: float(np.median([i[k] for i in infos])) for k in infos[0]}
+                print(
+                    f"    {case.metric} information (median): canary {med['canary_per_s']:.2f} ok req/s, "
+                    f"exceedance {med['p_canary']:.3f} vs control {med['p_control']:.3f}; best "
+                    f"{med['nats_per_s']:.4f} nats/s = {med['nats_in_run']:.1f} nats by the end vs "
+                    f"threshold {med['threshold']:.1f}"
+                )
             early = [r["before_onset"] for r in mine if r["before_onset"]]
             if early:
                 print(f"    rollguard regressed before onset in {len(early)} run(s): {early[:3]}")

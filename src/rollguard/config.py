@@ -9,6 +9,7 @@ Example::
     engine:
       batch_seconds: 5          # verdicts are re-read at most this often (event time) ...
       max_batch_seconds: 30     # ... and at least this often
+      cusum_step_s: 30          # change detectors fold evidence at most this often (event time)
     segments:
       dimensions: [input_class, tenant]
       groupings: [[input_class, tenant]]
@@ -58,7 +59,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    """How the engine batches, bounds and budgets its work."""
+    """How the engine batches, bounds and budgets its work.
+
+    ``cusum_step_s`` is the event-time grid of the change detectors (the paired onset CUSUMs of the
+    canary phase, the control's drift CUSUMs and the post-rollout CUSUMs): each folds its evidence
+    at most once per grid cell, so its false-alarm threshold log(K·H/α) counts H = ⌊horizon /
+    step⌋ + 1 updates (``canary_horizon_s``, ``drift_horizon_s``, ``post_rollout_period_s``) instead
+    of one per possible batch. A coarser grid lowers the threshold by log(step ratio) and delays an
+    alarm by at most one step; the default equals ``max_batch_seconds``, the batch pace at moderate
+    traffic, so there it delays nothing. Cells are at least ``batch_seconds`` wide.
+    """
 
     batch_seconds: float = 5.0
     min_batch_events: int = 2000
@@ -73,6 +83,12 @@ class EngineSettings:
     canary_horizon_s: float = 14400.0
     post_rollout_period_s: float = 86400.0
     unit_filter_bits: int = 1 << 20
+    cusum_step_s: float = 30.0
+
+    @property
+    def cusum_grid_s(self) -> float:
+        """The change detectors' update grid: ``cusum_step_s``, at least ``batch_seconds``."""
+        return max(self.cusum_step_s, self.batch_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +287,8 @@ def _engine(raw: Any, loc: _Located) -> EngineSettings:
         number = _number(value, path, loc, minimum=0.0, integer=is_int)
         if key == "whole_rollout_alpha_share" and not 0.0 < number < 1.0:
             raise loc.error(path, "must be strictly between 0 and 1")
-        if key in {"batch_seconds", "min_samples", "max_cohorts_per_rollout"} and number <= 0:
+        positive = {"batch_seconds", "min_samples", "max_cohorts_per_rollout", "cusum_step_s"}
+        if key in positive and number <= 0:
             raise loc.error(path, "must be positive")
         values[key] = int(number) if is_int else number
     return replace(defaults, **values)

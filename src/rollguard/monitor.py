@@ -35,7 +35,7 @@ from rollguard.budget import AlphaBudget
 from rollguard.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.config import Config
 from rollguard.decide import ArmSummary, absolute_margin, compare_means, compare_quantiles, contrast_scale
-from rollguard.drift import CusumBank, cusum_threshold
+from rollguard.drift import CusumBank, cusum_threshold, grid_updates
 from rollguard.events import Event
 from rollguard.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
 from rollguard.onset import MULTIPLIERS, PairedCusum, split_llr
@@ -107,14 +107,22 @@ class RolloutMonitor:
         self.counters = {"events": 0, "shadow": 0, "late": 0, "batches": 0, "quality_keys_refused": 0}
         # Budget: α over slots × metric tests; the whole rollout gets its own share.
         self.budget = AlphaBudget(config)
-        self.onset_horizon = eng.canary_horizon_s / eng.batch_seconds
+        # Change detectors fold evidence on an event-time grid, so their horizons count grid cells.
+        self.cusum_grid_s = eng.cusum_grid_s
+        self.onset_horizon = grid_updates(eng.canary_horizon_s, self.cusum_grid_s)
         self.tests: dict[str, MeanTest] = {}
         for spec in config.metrics:
             if spec.enabled and spec.kind in ("rate", "mean"):
                 self._add_mean_test(spec)
         self.tail_specs = [m for m in config.metrics if m.enabled and m.kind == "quantile"]
         self.tail_onset = {
-            spec.name: PairedCusum(self.cap, self.onset_horizon, *(a / 2 for a in self.budget.of(spec)))
+            spec.name: PairedCusum(
+                self.cap,
+                self.onset_horizon,
+                self.budget.of(spec)[0] / 2,
+                self.budget.of(spec)[1] / 2,
+                self.cusum_grid_s,
+            )
             for spec in self.tail_specs
         }
         self.tail_state: dict[tuple[int, str], tuple[VerdictState, int]] = {}
@@ -159,16 +167,17 @@ class RolloutMonitor:
             kind = "gaussian"
         eng = self.cfg.engine
         a_whole, a_seg = self.budget.of(spec)
+        grid = self.cusum_grid_s
+        drift_h = cusum_threshold(grid_updates(eng.drift_horizon_s, grid), a_seg)
+        post_h = cusum_threshold(grid_updates(eng.post_rollout_period_s, grid), a_seg / 2)
         self.tests[spec.name] = MeanTest(
             spec,
             read,
             np.full(self.cap, -1, dtype=np.int8),
             np.full(self.cap, np.nan),
-            CusumBank(kind, self.cap, cusum_threshold(eng.drift_horizon_s / eng.batch_seconds, a_seg)),
-            CusumBank(
-                kind, self.cap, cusum_threshold(eng.post_rollout_period_s / eng.batch_seconds, a_seg / 2)
-            ),
-            PairedCusum(self.cap, self.onset_horizon, a_whole / 2, a_seg / 2),
+            CusumBank(kind, self.cap, drift_h, grid),
+            CusumBank(kind, self.cap, post_h, grid),
+            PairedCusum(self.cap, self.onset_horizon, a_whole / 2, a_seg / 2, grid),
             a_whole,
             a_seg,
         )
@@ -258,7 +267,7 @@ class RolloutMonitor:
                 live[c.slot] = True
             quality_batch = {k: v.reshape(self.cap, 2, 3) for k, v in agg.quality.items()}
             changes.extend(self._onset(now, live, batch_counts, batch_moments, quality_batch))
-            changes.extend(self._tail_onset(now, live, agg.bucket_counts))
+            changes.extend(self._tail_onset(now, live, rows, members, continuous))
         self.counts += batch_counts
         merge_moments(self.moments, batch_moments)
         batch_quality = {}
@@ -491,7 +500,7 @@ class RolloutMonitor:
             )
             s = 1.0 if spec.higher_is_worse else -1.0
             if post:
-                fired = t.post.update(k if spec.kind == "rate" else s * k, n)
+                fired = t.post.update(k if spec.kind == "rate" else s * k, n, now)
                 for slot in np.flatnonzero(fired & live).tolist():
                     if t.state[slot] == STATE_CODE[VerdictState.REGRESSED]:
                         continue
@@ -503,7 +512,7 @@ class RolloutMonitor:
             else:
                 self._arm_drift(t, now, n_c, mean_c, var_c)
                 before = t.drift.alarm.copy()
-                fired = t.drift.update(k if spec.kind == "rate" else s * k, n)
+                fired = t.drift.update(k if spec.kind == "rate" else s * k, n, now)
                 for slot in np.flatnonzero(fired & live).tolist():
                     out.append(self._drift_change(now, slot, name, t, DriftState.DRIFTED))
                 for slot in np.flatnonzero(t.drift.cleared(before) & live).tolist():
@@ -544,10 +553,10 @@ class RolloutMonitor:
                 r0 = base / p_c
                 r_alt = (base[:, None] + step[:, None] * MULTIPLIERS[None, :]) / p_c[:, None]
                 llr = split_llr(kt, kc, nt_b, nc_b, r0, r_alt)
-                fired = t.onset.update_llr(use, llr)
+                fired = t.onset.update_llr(use, llr, now)
             else:
                 sums = _batch_sums(spec, batch_moments, batch_quality)
-                ready = t.onset.add_to_block(use, sums, BLOCK_MIN)
+                ready = t.onset.add_to_block(use, sums, BLOCK_MIN, now)
                 if not ready.any():
                     continue
                 block = t.onset.block
@@ -563,7 +572,7 @@ class RolloutMonitor:
                     ) / np.maximum(n_all - 1.0, 1.0)
                     sigma2 = np.maximum(np.maximum(var_t, var_c), pooled)
                     variance = sigma2 * (1.0 / nb_t + lam * lam / nb_c)
-                fired = t.onset.update(ready, contrast, variance, step)
+                fired = t.onset.update(ready, contrast, variance, step, now)
                 t.onset.clear_block(ready)
             for slot in np.flatnonzero(fired).tolist():
                 prev = int(t.state[slot])
@@ -579,57 +588,63 @@ class RolloutMonitor:
         return out
 
     def _tail_onset(
-        self, now: float, live: npt.NDArray[np.bool_], bucket_counts: dict[str, IntArray]
+        self,
+        now: float,
+        live: npt.NDArray[np.bool_],
+        rows: IntArray,
+        members: IntArray,
+        continuous: dict[str, FloatArray],
     ) -> list[VerdictChange]:
-        """Paired per-batch CUSUM on tail exceedances (run before the batch joins the histograms).
+        """Paired CUSUM on tail exceedances (run before the batch joins the histograms).
 
         Per batch, canary responses above T = (1 + r)·q̂_p(control) + m against control responses
         above q̂_p(control): under "canary tail no worse than the margin" the canary exceeds T no more
         often than the control exceeds q̂, so how the batch's exceedances split between the arms is
         binomial with the canary's traffic share at most (rate ratio 1); a shift that hits both arms
-        raises the control's count at least as much. The canary count takes only buckets wholly above
-        T and the control count every bucket reaching above q̂, so bucketing errs on the side of no
-        alarm.
+        raises the control's count at least as much. q̂ is read from the control's histogram as it
+        stood before this batch (a predictable threshold); the batch's raw values are then compared
+        with q̂ and T exactly, event by event (``rows``/``members``: the batch's cohort memberships,
+        ``continuous``: its value columns, NaN where the request did not succeed), so histogram
+        bucketing costs this test nothing: the effective margin is exactly the configured one.
+        Alternatives: exceedance ratios 1 + 0.5·{1, 2, 4, 8}.
         """
         out: list[VerdictChange] = []
         min_n = self.cfg.engine.min_samples
-        template = self._template
-        lower, upper = template.lower_edges, template.upper_edges
+        slot_of = rows // 2
+        is_canary = (rows % 2) == ARM_CANARY
+        n_rows = self.cap * 2
+        regressed = VerdictState.REGRESSED
         for spec in self.tail_specs:
             assert spec.quantile is not None
-            per = bucket_counts[spec.field].reshape(self.cap, 2, -1)
             bank = self.tail_onset[spec.name]
             r = spec.margin if spec.relative else 0.0
             m = absolute_margin(spec)
-            use = np.zeros(self.cap, dtype=bool)
-            counts = np.zeros((self.cap, 4))  # canary above T, control above q, n canary, n control
+            q = np.full(self.cap, np.inf)
             for slot in np.flatnonzero(live).tolist():
                 pair = self.hists[spec.field][slot]
-                key = (slot, spec.name)
-                if pair is None or self.tail_state.get(key, (None, 0))[0] is VerdictState.REGRESSED:
+                if pair is None or self.tail_state.get((slot, spec.name), (None, 0))[0] is regressed:
                     continue
-                control = pair[ARM_CONTROL]
-                if control.count < min_n or pair[ARM_CANARY].count < min_n:
+                if pair[ARM_CONTROL].count < min_n or pair[ARM_CANARY].count < min_n:
                     continue
-                n_t = int(per[slot, ARM_CANARY].sum())
-                n_c = int(per[slot, ARM_CONTROL].sum())
-                if n_t == 0 or n_c == 0:
-                    continue
-                q = control.quantile(spec.quantile)
-                threshold = (1.0 + r) * q + m
-                use[slot] = True
-                counts[slot] = (
-                    per[slot, ARM_CANARY][lower >= threshold].sum(),
-                    per[slot, ARM_CONTROL][upper > q].sum(),
-                    n_t,
-                    n_c,
-                )
+                q[slot] = pair[ARM_CONTROL].quantile(spec.quantile)
+            if not np.isfinite(q).any():
+                continue
+            values = continuous[spec.field][members]
+            present = ~np.isnan(values)
+            bar = np.where(is_canary, (1.0 + r) * q[slot_of] + m, q[slot_of])
+            hit = (present & (values > bar)).astype(np.float64)
+            above = np.bincount(rows, weights=hit, minlength=n_rows).astype(np.float64).reshape(self.cap, 2)
+            n = np.bincount(rows, weights=present, minlength=n_rows).astype(np.float64).reshape(self.cap, 2)
+            use = np.isfinite(q) & (n[:, ARM_CANARY] > 0) & (n[:, ARM_CONTROL] > 0)
             if not use.any():
                 continue
             # Under H0 the canary exceeds T no more often than the control exceeds q: ratio 1.
             r_alt = np.broadcast_to(1.0 + 0.5 * MULTIPLIERS, (self.cap, MULTIPLIERS.size))
-            llr = split_llr(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], np.ones(self.cap), r_alt)
-            fired = bank.update_llr(use, llr)
+            llr = split_llr(
+                above[:, ARM_CANARY], above[:, ARM_CONTROL], n[:, ARM_CANARY], n[:, ARM_CONTROL],
+                np.ones(self.cap), r_alt,
+            )  # fmt: skip
+            fired = bank.update_llr(use, llr, now)
             for slot in np.flatnonzero(fired).tolist():
                 pair = self.hists[spec.field][slot]
                 assert pair is not None

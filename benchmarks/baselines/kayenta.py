@@ -100,17 +100,25 @@ class KayentaResult:
     n_tests: int
     interval_s: float
     origin_ts: float
-    # with keep_history: every test as (analysis ts, cohort, metric, z, p)
+    # with keep_history: every test as (analysis ts, cohort, metric, z, p), and every failing one
     history: list[tuple[float, str, str, float, float]] = field(default_factory=list)
+    failures: list[tuple[float, str, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return bool(self.first_fail)
 
-    def first_fail_ts(self, cohort: str | None = None, metric: str | None = None) -> float | None:
-        """Earliest failure, optionally restricted to one cohort key and/or one metric."""
-        times = [t for (c, m), t in self.first_fail.items()
-                 if (cohort is None or c == cohort) and (metric is None or m == metric)]
+    def first_fail_ts(
+        self, cohort: str | None = None, metric: str | None = None, *, at_or_after: float | None = None
+    ) -> float | None:
+        """Earliest failure, optionally restricted to one cohort key and/or one metric, and to
+        analyses at or after a time (an injected change's onset; needs ``keep_history``)."""
+        if at_or_after is not None:
+            times = [t for t, c, m in self.failures if t >= at_or_after
+                     and (cohort is None or c == cohort) and (metric is None or m == metric)]  # fmt: skip
+        else:
+            times = [t for (c, m), t in self.first_fail.items()
+                     if (cohort is None or c == cohort) and (metric is None or m == metric)]  # fmt: skip
         return min(times) if times else None
 
 
@@ -174,6 +182,7 @@ def kayenta_judge(
     arm_rows = [keep & (cols.arm == arm) for arm in (0, 1)]
     first_fail: dict[tuple[str, str], float] = {}
     history: list[tuple[float, str, str, float, float]] = []
+    failures: list[tuple[float, str, str]] = []
     n_tests = 0
     for ckey, cohort in cohorts.items():
         cmask = cols.cohort_mask(cohort)
@@ -205,4 +214,5 @@ def kayenta_judge(
                     first_fail.setdefault((key, mname), t_end)
                     if not keep_history:
                         break
-    return KayentaResult(first_fail, len(analysed), n_tests, interval_s, origin, history)
+                    failures.append((t_end, key, mname))
+    return KayentaResult(first_fail, len(analysed), n_tests, interval_s, origin, history, failures)

@@ -68,6 +68,12 @@ class EngineSettings:
     of one per possible batch. A coarser grid lowers the threshold by log(step ratio) and delays an
     alarm by at most one step; the default equals ``max_batch_seconds``, the batch pace at moderate
     traffic, so there it delays nothing. Cells are at least ``batch_seconds`` wide.
+
+    ``promotion_silence_s``: in the ``auto`` phase a rollout counts as promoted (the new version at
+    100%) when its events say so (``canary_weight`` 1) or when the arms present say so: no control
+    request for this long in event time while at least ``min_samples`` canary requests arrived. At a
+    split w, that many canary requests in a row happen by chance with probability w^min_samples
+    (below 3e-5 up to w = 0.9 at the defaults).
     """
 
     batch_seconds: float = 5.0
@@ -84,6 +90,7 @@ class EngineSettings:
     post_rollout_period_s: float = 86400.0
     unit_filter_bits: int = 1 << 20
     cusum_step_s: float = 30.0
+    promotion_silence_s: float = 300.0
 
     @property
     def cusum_grid_s(self) -> float:
@@ -287,7 +294,9 @@ def _engine(raw: Any, loc: _Located) -> EngineSettings:
         number = _number(value, path, loc, minimum=0.0, integer=is_int)
         if key == "whole_rollout_alpha_share" and not 0.0 < number < 1.0:
             raise loc.error(path, "must be strictly between 0 and 1")
-        positive = {"batch_seconds", "min_samples", "max_cohorts_per_rollout", "cusum_step_s"}
+        positive = {
+            "batch_seconds", "min_samples", "max_cohorts_per_rollout", "cusum_step_s", "promotion_silence_s",
+        }  # fmt: skip
         if key in positive and number <= 0:
             raise loc.error(path, "must be positive")
         values[key] = int(number) if is_int else number

@@ -80,6 +80,16 @@ class Engine:
         out.extend(monitor.process(ev))
         return out
 
+    def promote(self, rollout_id: str, ts: float, reason: str = "operator") -> list[VerdictChange]:
+        """Put a rollout in its post-rollout phase at event time ``ts`` (an operator's or controller's
+        word, e.g. after a promotion the events do not show): its open batch closes first."""
+        monitor = self.monitors.get(rollout_id)
+        if monitor is None:
+            return []
+        out = monitor.flush()
+        out.extend(monitor.promote(max(ts, monitor.batch_end_ts), reason))
+        return out
+
     def process_many(self, events: Iterable[Event]) -> list[VerdictChange]:
         out: list[VerdictChange] = []
         for ev in events:

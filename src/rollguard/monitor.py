@@ -84,6 +84,9 @@ class RolloutMonitor:
         self.phase = "canary" if settings.phase == "auto" else settings.phase
         self.auto_phase = settings.phase == "auto"
         self.promoted_at: float | None = None
+        # Which arms are present: the newest control request and the canary requests since (phase).
+        self.last_control_ts = -math.inf
+        self.canary_run = 0
         self.registry = CohortRegistry(eng.max_cohorts_per_rollout)
         self.registry.slot(WHOLE, -math.inf)
         self.dims: list[str] = list(config.segments.dimensions or [])
@@ -240,9 +243,9 @@ class RolloutMonitor:
         now = max(cols.ts)
         self.batch_end_ts = now
         changes: list[VerdictChange] = []
-        promoted = any(w >= 1.0 for w, a in zip(cols.weights, cols.arm, strict=True) if a == ARM_CANARY)
-        if self.auto_phase and self.phase == "canary" and promoted:
-            changes.extend(self._promote(now))
+        reason = self._arms_present(cols, now)
+        if self.auto_phase and self.phase == "canary" and reason:
+            changes.extend(self._promote(now, reason))
         rows, members, touched = self._memberships(cols, now)
         n_rows = self.cap * 2
         continuous = cols.continuous()
@@ -402,7 +405,37 @@ class RolloutMonitor:
         return []
 
     # ------------------------------------------------------------------ phases
-    def _promote(self, now: float) -> list[VerdictChange]:
+    def _arms_present(self, cols: EventColumns, now: float) -> str:
+        """Why this batch shows the new version at 100% ("" if it does not).
+
+        Either the events say so (a canary request with ``canary_weight`` 1), or the arms present
+        do: the control has been silent for ``promotion_silence_s`` of event time while at least
+        ``min_samples`` canary requests arrived (see :class:`rollguard.config.EngineSettings`).
+        """
+        arm = np.asarray(cols.arm, dtype=np.int64)
+        ts = np.asarray(cols.ts, dtype=np.float64)
+        canary = arm == ARM_CANARY
+        if (np.asarray(cols.weights, dtype=np.float64)[canary] >= 1.0).any():
+            return "canary_weight reached 1.0"
+        if not canary.all() and (newest := float(ts[~canary].max())) > self.last_control_ts:
+            self.last_control_ts = newest
+            self.canary_run = 0
+        self.canary_run += int((canary & (ts > self.last_control_ts)).sum())
+        eng = self.cfg.engine
+        silence = now - self.last_control_ts
+        if not (math.isfinite(silence) and silence >= eng.promotion_silence_s):
+            return ""
+        if self.canary_run < eng.min_samples:
+            return ""
+        return f"no control request for {silence:.0f} s while {self.canary_run} canary requests arrived"
+
+    def promote(self, now: float, reason: str) -> list[VerdictChange]:
+        """Enter the post-rollout phase now (an operator's or controller's word; the engine's API)."""
+        if self.phase != "canary":
+            return []
+        return self._promote(now, reason)
+
+    def _promote(self, now: float, reason: str) -> list[VerdictChange]:
         """Freeze each cohort's control statistics as its baseline; the canary starts afresh."""
         self.phase = "post_rollout"
         self.promoted_at = now
@@ -430,7 +463,7 @@ class RolloutMonitor:
         return [
             VerdictChange(
                 "phase", now, self.rollout_id, WHOLE, {}, "", "post_rollout", "post_rollout", "canary",
-                {"reason": "canary_weight reached 1.0", "baseline_cohorts": self.registry.next_slot},
+                {"reason": reason, "baseline_cohorts": self.registry.next_slot},
             )
         ]  # fmt: skip
 
@@ -746,6 +779,8 @@ class RolloutMonitor:
             "rollout_id": self.rollout_id,
             "phase": self.phase,
             "promoted_at": self.promoted_at,
+            "last_control_ts": _finite(self.last_control_ts),
+            "canary_run": self.canary_run,
             "dims": list(self.dims),
             "cap": self.cap,
             "counts": self.counts.tolist(),
@@ -786,6 +821,8 @@ class RolloutMonitor:
         mon = cls(str(state["rollout_id"]), config)
         mon.phase = str(state["phase"])
         mon.promoted_at = state["promoted_at"]
+        mon.last_control_ts = _infinite(state.get("last_control_ts"))
+        mon.canary_run = int(state.get("canary_run", 0))
         mon.dims = list(state["dims"])
         mon._grow(int(state["cap"]))
         mon.counts = np.asarray(state["counts"], dtype=np.int64)

@@ -35,6 +35,7 @@ class Traffic:
     variant_at: Callable[[float], str] | None = None
     rollout_id: str = "r1"
     n_units: int = 5000
+    send_weight: bool = True  # False: events carry no canary_weight (the engine must infer the phase)
 
     def events(self, seconds: float) -> Iterator[Event]:
         rng = np.random.default_rng(self.seed)
@@ -59,7 +60,8 @@ class Traffic:
             yield Event(
                 event_id=f"e{i}", request_id=f"q{i}", ts=T0 + t, rollout_id=self.rollout_id, arm=arm,
                 status="error" if u_fail[i] < b.error else "ok", variant=variant,
-                segment={"input_class": seg}, unit_id=f"u{units[i]}", canary_weight=weight,
+                segment={"input_class": seg}, unit_id=f"u{units[i]}",
+                canary_weight=weight if self.send_weight else None,
                 latency_ms=latency, ttft_ms=latency * 0.2, tokens_out=100.0, cost_usd=0.001,
                 format_valid=True,
                 quality={"eval_score": float(min(1.0, max(0.0, b.eval_mean + 0.1 * z_eval[i])))},

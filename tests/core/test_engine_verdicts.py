@@ -125,6 +125,58 @@ def test_promotion_freezes_a_baseline_and_watches_the_new_version_against_it() -
     assert hit is not None and hit.phase == "post_rollout" and hit.ts - T0 > 1800
 
 
+def test_a_promotion_the_events_do_not_announce_is_read_from_the_arms_present() -> None:
+    """No canary_weight in the events: the control falling silent while the canary flows is the
+    promotion, and the frozen baseline then catches a rare-cohort regression; a restored engine
+    reaches the same decisions."""
+
+    def behaviour(t: float, seg: str, arm: str) -> Arm:
+        return Arm(error=0.2) if (t > 2400 and seg == "billing") else Arm()
+
+    traffic = Traffic(rate=40, routed_weight_at=lambda t: 0.2 if t < 1200 else 1.0, behaviour=behaviour,
+                      send_weight=False)  # fmt: skip
+    changes = run(traffic, 3600)
+    phase = [c for c in changes if c.kind == "phase"]
+    assert len(phase) == 1
+    assert 1200 + 300 - 5 <= phase[0].ts - T0 < 1200 + 300 + 35  # the last control request: just before 1200
+    assert phase[0].evidence["reason"].startswith("no control request for 3")
+    assert [c for c in regressions(changes) if c.phase == "canary"] == []
+    hit = first(changes, "regressed", "input_class=billing", "error_rate")
+    assert hit is not None and hit.phase == "post_rollout" and hit.ts - T0 > 2400
+
+    engine = Engine(Config())
+    events = list(traffic.events(3600))
+    split = next(i for i, ev in enumerate(events) if ev.ts - T0 > 1350)  # mid-silence
+    resumed: list[VerdictChange] = []
+    for ev in events[:split]:
+        resumed.extend(engine.process(ev))
+    engine = Engine.from_state(engine.to_state())
+    for ev in events[split:]:
+        resumed.extend(engine.process(ev))
+    resumed.extend(engine.flush())
+    assert [c.to_dict() for c in resumed] == [c.to_dict() for c in changes]
+
+
+def test_a_control_pause_at_low_traffic_is_not_a_promotion() -> None:
+    """The control silent for 400 s, but too few canary requests meanwhile to rule out chance."""
+    traffic = Traffic(rate=0.2, weight=0.5, routed_weight_at=lambda t: 1.0 if 1000 < t < 1400 else 0.5,
+                      send_weight=False)  # fmt: skip
+    assert [c for c in run(traffic, 3600) if c.kind == "phase"] == []
+
+
+def test_an_operator_can_declare_the_promotion() -> None:
+    engine = Engine(Config())
+    events = list(Traffic(rate=40, weight=0.2).events(1500))
+    out: list[VerdictChange] = []
+    for ev in events:
+        out.extend(engine.process(ev))
+    out.extend(engine.promote("r1", events[-1].ts, "operator: flag at 100%"))
+    phase = [c for c in out if c.kind == "phase"]
+    assert [(c.state, c.evidence["reason"]) for c in phase] == [("post_rollout", "operator: flag at 100%")]
+    assert engine.promote("r1", events[-1].ts + 1) == []  # once only
+    assert engine.monitors["r1"].phase == "post_rollout"
+
+
 def test_an_unchanged_new_version_after_promotion_raises_nothing() -> None:
     changes = run(Traffic(rate=40, weight_at=lambda t: 0.2 if t < 1200 else 1.0), 3600)
     assert regressions(changes) == []

@@ -22,13 +22,13 @@ Example::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from rollguard.config_yaml import mapping, number, only
 from rollguard.embeddings.settings import EmbeddingSettings, ShadowSettings, parse_embeddings, parse_shadow
 from rollguard.metrics import BUILTIN_METRICS, QUALITY_DEFAULT_MARGIN, MetricSpec, quality_metric
 from rollguard.policy_settings import (
@@ -253,53 +253,34 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     )  # fmt: skip
 
 
-def _mapping(value: Any, path: str, loc: _Located) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise loc.error(path, f"must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _number(value: Any, path: str, loc: _Located, *, minimum: float = 0.0, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise loc.error(path, f"must be a number, got {value!r}")
-    if integer and not float(value).is_integer():
-        raise loc.error(path, f"must be a whole number, got {value!r}")
-    if value < minimum:
-        raise loc.error(path, f"must be at least {minimum:g}, got {value!r}")
-    return float(value)
-
-
 def _prob(data: dict[str, Any], key: str, default: float, loc: _Located, path: str = "") -> float:
     full = f"{path}.{key}" if path else key
     if key not in data:
         return default
-    value = _number(data[key], full, loc)
+    value = number(data[key], full, loc)
     if not 0.0 < value < 1.0:
         raise loc.error(full, f"must be strictly between 0 and 1, got {value!r}")
     return value
 
 
 def _engine(raw: Any, loc: _Located) -> EngineSettings:
-    data = _mapping(raw, "engine", loc)
+    data = mapping(raw, "engine", loc)
     defaults = EngineSettings()
     values: dict[str, Any] = {}
     names = {f.name: f for f in fields(EngineSettings)}
+    only(data, names, "engine", loc)
     for key, value in data.items():
         path = f"engine.{key}"
-        if key not in names:
-            raise loc.error(path, f"unknown setting (expected one of: {', '.join(sorted(names))})")
         is_int = isinstance(getattr(defaults, key), int)
-        number = _number(value, path, loc, minimum=0.0, integer=is_int)
-        if key == "whole_rollout_alpha_share" and not 0.0 < number < 1.0:
+        setting = number(value, path, loc, minimum=0.0, integer=is_int)
+        if key == "whole_rollout_alpha_share" and not 0.0 < setting < 1.0:
             raise loc.error(path, "must be strictly between 0 and 1")
         positive = {
             "batch_seconds", "min_samples", "max_cohorts_per_rollout", "cusum_step_s", "promotion_silence_s",
         }  # fmt: skip
-        if key in positive and number <= 0:
+        if key in positive and setting <= 0:
             raise loc.error(path, "must be positive")
-        values[key] = int(number) if is_int else number
+        values[key] = int(setting) if is_int else setting
     return replace(defaults, **values)
 
 
@@ -310,7 +291,7 @@ def _str_list(value: Any, path: str, loc: _Located) -> tuple[str, ...]:
 
 
 def _segments(raw: Any, loc: _Located) -> SegmentSettings:
-    data = _mapping(raw, "segments", loc)
+    data = mapping(raw, "segments", loc)
     allowed = {"dimensions", "exclude", "groupings", "max_dimensions"}
     for key in data:
         if key not in allowed:
@@ -328,23 +309,23 @@ def _segments(raw: Any, loc: _Located) -> SegmentSettings:
         dimensions=None if dims is None else _str_list(dims, "segments.dimensions", loc),
         exclude=_str_list(data["exclude"], "segments.exclude", loc) if "exclude" in data else (),
         groupings=tuple(groupings),
-        max_dimensions=int(_number(max_dims, "segments.max_dimensions", loc, minimum=0, integer=True)),
+        max_dimensions=int(number(max_dims, "segments.max_dimensions", loc, minimum=0, integer=True)),
     )
 
 
 def _metrics(raw: Any, loc: _Located) -> tuple[tuple[MetricSpec, ...], dict[str, dict[str, Any]]]:
-    data = _mapping(raw, "metrics", loc)
+    data = mapping(raw, "metrics", loc)
     by_name = {m.name: m for m in BUILTIN_METRICS}
     quality: dict[str, dict[str, Any]] = {}
     for name, settings_raw in data.items():
         path = f"metrics.{name}"
-        settings = _mapping(settings_raw, path, loc)
+        settings = mapping(settings_raw, path, loc)
         for key in settings:
             if key not in {"margin", "relative", "enabled"}:
                 raise loc.error(f"{path}.{key}", "unknown setting (expected margin, relative, enabled)")
         checked: dict[str, Any] = {}
         if "margin" in settings:
-            checked["margin"] = _number(settings["margin"], f"{path}.margin", loc)
+            checked["margin"] = number(settings["margin"], f"{path}.margin", loc)
         for flag in ("relative", "enabled"):
             if flag in settings:
                 if not isinstance(settings[flag], bool):
@@ -361,17 +342,17 @@ def _metrics(raw: Any, loc: _Located) -> tuple[tuple[MetricSpec, ...], dict[str,
 
 
 def _rollouts(raw: Any, loc: _Located) -> dict[str, RolloutSettings]:
-    data = _mapping(raw, "rollouts", loc)
+    data = mapping(raw, "rollouts", loc)
     out: dict[str, RolloutSettings] = {}
     for rollout_id, settings_raw in data.items():
         path = f"rollouts.{rollout_id}"
-        settings = _mapping(settings_raw, path, loc)
+        settings = mapping(settings_raw, path, loc)
         for key in settings:
             if key not in {"canary_weight", "phase"}:
                 raise loc.error(f"{path}.{key}", "unknown setting (expected canary_weight, phase)")
         weight = None
         if "canary_weight" in settings:
-            weight = _number(settings["canary_weight"], f"{path}.canary_weight", loc)
+            weight = number(settings["canary_weight"], f"{path}.canary_weight", loc)
             if weight > 1.0:
                 raise loc.error(f"{path}.canary_weight", "must be in [0, 1]")
         phase = settings.get("phase", "auto")

@@ -34,7 +34,14 @@ import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
+
+from rollguard.config_yaml import Locator
+from rollguard.config_yaml import boolean as _bool
+from rollguard.config_yaml import mapping as _mapping
+from rollguard.config_yaml import number as _num
+from rollguard.config_yaml import only as _only
+from rollguard.config_yaml import text as _str
 
 SEVERITIES: Final = ("critical", "warning", "info")
 FAMILIES: Final = ("guardrail", "latency", "quality", "cost")
@@ -48,12 +55,6 @@ ROLLOUT_ACTIONS: Final = ("disable_scope", "reduce_weight", "rollback")
 APPROVALS: Final = ("auto", "required")
 ON_SRM: Final = ("auto", "approve", "block")
 ATTRIBUTION: Final = ("non_inferior", "not_regressed", "off")
-
-
-class Locator(Protocol):
-    """What the config loader provides: an error located at the line of a dotted path."""
-
-    def error(self, path: str, message: str) -> Exception: ...
 
 
 # ---------------------------------------------------------------------------------------------- alerts
@@ -335,44 +336,6 @@ class GateSettings:
 
 # ============================================================================================= parsing
 T = TypeVar("T")
-
-
-def _mapping(value: Any, path: str, loc: Locator) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise loc.error(path, f"must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _only(data: Mapping[str, Any], allowed: set[str], path: str, loc: Locator) -> None:
-    for key in data:
-        if key not in allowed:
-            raise loc.error(
-                f"{path}.{key}", f"unknown setting (expected one of: {', '.join(sorted(allowed))})"
-            )
-
-
-def _num(value: Any, path: str, loc: Locator, *, minimum: float = 0.0, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise loc.error(path, f"must be a number, got {value!r}")
-    if integer and not float(value).is_integer():
-        raise loc.error(path, f"must be a whole number, got {value!r}")
-    if value < minimum:
-        raise loc.error(path, f"must be at least {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _bool(value: Any, path: str, loc: Locator) -> bool:
-    if not isinstance(value, bool):
-        raise loc.error(path, "must be true or false")
-    return value
-
-
-def _str(value: Any, path: str, loc: Locator) -> str:
-    if not isinstance(value, str) or not value:
-        raise loc.error(path, f"must be a non-empty string, got {value!r}")
-    return value
 
 
 def _choice(value: Any, choices: tuple[str, ...], path: str, loc: Locator) -> str:

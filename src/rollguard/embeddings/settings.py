@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Final, Protocol
+from typing import Any, Final
+
+from rollguard.config_yaml import Locator, boolean, mapping, number, only, text
 
 ENABLED: Final = ("auto", "true", "false")
 SHADOW_MARGINS: Final[dict[str, float]] = {
@@ -35,12 +37,6 @@ SHADOW_MARGINS: Final[dict[str, float]] = {
     "failure_rate": 0.005,  # absolute: shadow fails (error, timeout) 0.5 points more often than live
     "refusal_rate": 0.01,  # absolute: shadow refuses 1 point more often
 }
-
-
-class Locator(Protocol):
-    """What the config loader provides: an error located at the line of a dotted path."""
-
-    def error(self, path: str, message: str) -> Exception: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +103,7 @@ _PROBABILITIES: Final = frozenset({"alpha", "min_cell_share", "embed_share"})
 
 def parse_embeddings(raw: Any, loc: Locator) -> EmbeddingSettings:
     """The ``embeddings`` section (``None`` or absent: the defaults)."""
-    data = _mapping(raw, "embeddings", loc)
+    data = mapping(raw, "embeddings", loc)
     values = _scalars(data, EmbeddingSettings(), "embeddings", loc, special={"enabled", "stratify"})
     if "enabled" in data:
         value = data["enabled"]
@@ -132,15 +128,15 @@ def parse_embeddings(raw: Any, loc: Locator) -> EmbeddingSettings:
 
 def parse_shadow(raw: Any, loc: Locator) -> ShadowSettings:
     """The ``shadow`` section (``None`` or absent: the defaults)."""
-    data = _mapping(raw, "shadow", loc)
+    data = mapping(raw, "shadow", loc)
     values = _scalars(data, ShadowSettings(), "shadow", loc, special={"margins"})
     if "margins" in data:
         margins = dict(SHADOW_MARGINS)
-        for key, value in _mapping(data["margins"], "shadow.margins", loc).items():
+        for key, value in mapping(data["margins"], "shadow.margins", loc).items():
             path = f"shadow.margins.{key}"
             if key not in SHADOW_MARGINS:
                 raise loc.error(path, f"unknown metric (expected one of: {', '.join(SHADOW_MARGINS)})")
-            margins[key] = _num(value, path, loc)
+            margins[key] = number(value, path, loc, minimum=-math.inf)
             if margins[key] <= 0:
                 raise loc.error(path, "must be positive")
         values["margins"] = margins
@@ -153,44 +149,25 @@ def _scalars(
     """Check every plain setting against the type of its default."""
     names = {f.name for f in fields(defaults)}
     values: dict[str, Any] = {}
+    only(data, names, section, loc)
     for key, value in data.items():
         path = f"{section}.{key}"
-        if key not in names:
-            raise loc.error(path, f"unknown setting (expected one of: {', '.join(sorted(names))})")
         if key in special:
             continue
         default = getattr(defaults, key)
         if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise loc.error(path, "must be true or false")
-            values[key] = value
+            values[key] = boolean(value, path, loc)
         elif isinstance(default, str):
-            if not isinstance(value, str) or not value:
-                raise loc.error(path, f"must be a non-empty string, got {value!r}")
-            values[key] = value
+            values[key] = text(value, path, loc)
         else:
-            number = _num(value, path, loc)
-            if isinstance(default, int) and not number.is_integer():
-                raise loc.error(path, f"must be a whole number, got {value!r}")
-            if key in _PROBABILITIES and not 0.0 < number < 1.0:
+            setting = number(value, path, loc, minimum=-math.inf)
+            if isinstance(default, int) and not setting.is_integer():
+                raise loc.error(path, f"must be a whole setting, got {value!r}")
+            if key in _PROBABILITIES and not 0.0 < setting < 1.0:
                 raise loc.error(path, f"must be strictly between 0 and 1, got {value!r}")
-            if key in _POSITIVE and number <= 0:
+            if key in _POSITIVE and setting <= 0:
                 raise loc.error(path, f"must be positive, got {value!r}")
-            if number < 0:
+            if setting < 0:
                 raise loc.error(path, f"must be at least 0, got {value!r}")
-            values[key] = int(number) if isinstance(default, int) else number
+            values[key] = int(setting) if isinstance(default, int) else setting
     return values
-
-
-def _mapping(value: Any, path: str, loc: Locator) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise loc.error(path, f"must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _num(value: Any, path: str, loc: Locator) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise loc.error(path, f"must be a number, got {value!r}")
-    return float(value)

@@ -268,9 +268,9 @@ def _engine(raw: Any, loc: _Located) -> EngineSettings:
     defaults = EngineSettings()
     values: dict[str, Any] = {}
     names = {f.name: f for f in fields(EngineSettings)}
-    only(data, names, "engine", loc)
     for key, value in data.items():
         path = f"engine.{key}"
+        only([key], names, "engine", loc)  # key by key: a bad value before an unknown key is reported first
         is_int = isinstance(getattr(defaults, key), int)
         setting = number(value, path, loc, minimum=0.0, integer=is_int)
         if key == "whole_rollout_alpha_share" and not 0.0 < setting < 1.0:
@@ -292,11 +292,7 @@ def _str_list(value: Any, path: str, loc: _Located) -> tuple[str, ...]:
 
 def _segments(raw: Any, loc: _Located) -> SegmentSettings:
     data = mapping(raw, "segments", loc)
-    allowed = {"dimensions", "exclude", "groupings", "max_dimensions"}
-    for key in data:
-        if key not in allowed:
-            expected = ", ".join(sorted(allowed))
-            raise loc.error(f"segments.{key}", f"unknown setting (expected one of: {expected})")
+    only(data, {"dimensions", "exclude", "groupings", "max_dimensions"}, "segments", loc)
     dims = data.get("dimensions")
     groupings: list[tuple[str, ...]] = []
     for i, g in enumerate(data.get("groupings") or []):

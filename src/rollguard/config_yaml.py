@@ -9,7 +9,7 @@ the ``loc`` passed around is what knows the line of a dotted field path.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 
@@ -28,10 +28,13 @@ def mapping(value: Any, path: str, loc: Locator) -> dict[str, Any]:
     return value
 
 
-def only(data: Mapping[str, Any], allowed: Iterable[str], path: str, loc: Locator) -> None:
-    """Refuse a key that is not a known setting of the section at ``path``, naming the known ones."""
+def only(keys: Iterable[str], allowed: Iterable[str], path: str, loc: Locator) -> None:
+    """Refuse a key that is not a known setting of the section at ``path``, naming the known ones.
+
+    ``keys`` is a section's mapping (all its keys, before any value is read) or a single ``[key]``
+    for sections that check each key just before its value."""
     known = set(allowed)
-    for key in data:
+    for key in keys:
         if key not in known:
             raise loc.error(f"{path}.{key}", f"unknown setting (expected one of: {', '.join(sorted(known))})")
 

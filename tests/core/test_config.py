@@ -58,6 +58,12 @@ rollouts:
         ("alerts: {}\nbogus: 1\n", 2, "bogus", "unknown section"),
         ("alpha: [1\n", 2, "", "not valid YAML"),
         ("alpha: 0.1\nalpha: 0.2\n", 2, "alpha", "duplicate key"),
+        # Sections report their errors in file order: a bad value before an unknown key comes first.
+        ("engine:\n  min_samples: x\n  bogus: 1\n", 2, "engine.min_samples", "must be a number"),
+        ("embeddings:\n  batch_size: 2.5\n  bogus: 1\n", 2, "embeddings.batch_size",
+         "must be a whole number, got 2.5"),
+        ("shadow:\n  bogus: 1\n", 2, "shadow.bogus", "unknown setting (expected one of: "),
+        ("segments:\n  dims: [a]\n", 2, "segments.dims", "unknown setting (expected one of: dimensions, "),
     ],
 )
 def test_errors_name_the_line_and_field(text: str, line: int, field: str, fragment: str) -> None:

@@ -149,9 +149,9 @@ def _scalars(
     """Check every plain setting against the type of its default."""
     names = {f.name for f in fields(defaults)}
     values: dict[str, Any] = {}
-    only(data, names, section, loc)
     for key, value in data.items():
         path = f"{section}.{key}"
+        only([key], names, section, loc)  # key by key: a bad value before an unknown key is reported first
         if key in special:
             continue
         default = getattr(defaults, key)
@@ -162,7 +162,7 @@ def _scalars(
         else:
             setting = number(value, path, loc, minimum=-math.inf)
             if isinstance(default, int) and not setting.is_integer():
-                raise loc.error(path, f"must be a whole setting, got {value!r}")
+                raise loc.error(path, f"must be a whole number, got {value!r}")
             if key in _PROBABILITIES and not 0.0 < setting < 1.0:
                 raise loc.error(path, f"must be strictly between 0 and 1, got {value!r}")
             if key in _POSITIVE and setting <= 0:

@@ -31,20 +31,24 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(slots=True)
 class EventColumns:
-    """The closed batch of one rollout as columns (live arms only; shadow events are kept apart)."""
+    """The closed batch of one rollout as columns (live arms only; shadow events are kept apart).
 
-    ts: list[float] = field(default_factory=list)
-    arm: list[int] = field(default_factory=list)
-    status: list[int] = field(default_factory=list)
-    fmt: list[int] = field(default_factory=list)
-    latency: list[float] = field(default_factory=list)
-    ttft: list[float] = field(default_factory=list)
-    tokens_out: list[float] = field(default_factory=list)
-    cost: list[float] = field(default_factory=list)
-    segments: list[dict[str, str]] = field(default_factory=list)
-    units: list[str | None] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)
-    quality: dict[str, list[float]] = field(default_factory=dict)
+    Numeric columns are numpy arrays, converted once here for every consumer (aggregates, cohort
+    memberships, SRM, phase); NaN stands for an absent value.
+    """
+
+    ts: FloatArray
+    arm: IntArray
+    status: IntArray
+    fmt: IntArray  # -1 absent, 0 invalid, 1 valid
+    latency: FloatArray
+    ttft: FloatArray
+    tokens_out: FloatArray
+    cost: FloatArray
+    weights: FloatArray
+    segments: list[dict[str, str]]
+    units: list[str | None]
+    quality: dict[str, FloatArray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -54,30 +58,37 @@ class EventColumns:
         """Columns of a batch, built field by field (list comprehensions, not a loop of appends)."""
         nan = NAN
         codes = STATUS_CODES
+
+        def floats(values: list[float]) -> FloatArray:
+            return np.asarray(values, dtype=np.float64)
+
+        def ints(values: list[int]) -> IntArray:
+            return np.asarray(values, dtype=np.int64)
+
         cols = cls(
-            ts=[e.ts for e in events],
-            arm=[ARM_CANARY if e.arm == "canary" else ARM_CONTROL for e in events],
-            status=[codes[e.status] for e in events],
-            fmt=[-1 if e.format_valid is None else int(e.format_valid) for e in events],
-            latency=[nan if e.latency_ms is None else e.latency_ms for e in events],
-            ttft=[nan if e.ttft_ms is None else e.ttft_ms for e in events],
-            tokens_out=[nan if e.tokens_out is None else e.tokens_out for e in events],
-            cost=[nan if e.cost_usd is None else e.cost_usd for e in events],
+            ts=floats([e.ts for e in events]),
+            arm=ints([ARM_CANARY if e.arm == "canary" else ARM_CONTROL for e in events]),
+            status=ints([codes[e.status] for e in events]),
+            fmt=ints([-1 if e.format_valid is None else int(e.format_valid) for e in events]),
+            latency=floats([nan if e.latency_ms is None else e.latency_ms for e in events]),
+            ttft=floats([nan if e.ttft_ms is None else e.ttft_ms for e in events]),
+            tokens_out=floats([nan if e.tokens_out is None else e.tokens_out for e in events]),
+            cost=floats([nan if e.cost_usd is None else e.cost_usd for e in events]),
+            weights=floats([nan if e.canary_weight is None else e.canary_weight for e in events]),
             segments=[e.segment for e in events],
             units=[e.unit_id for e in events],
-            weights=[nan if e.canary_weight is None else e.canary_weight for e in events],
         )
         scores = [e.quality for e in events]
         for key in dict.fromkeys(chain.from_iterable(scores)):  # every key, in order of first appearance
-            cols.quality[key] = [q.get(key, nan) for q in scores]
+            cols.quality[key] = floats([q.get(key, nan) for q in scores])
         return cols
 
     def continuous(self) -> dict[str, FloatArray]:
         """The continuous metric columns, NaN where absent or where the request did not succeed."""
-        ok = np.asarray(self.status, dtype=np.int8) == 0
-        latency = np.asarray(self.latency)
-        ttft = np.asarray(self.ttft)
-        tokens = np.asarray(self.tokens_out)
+        ok = self.status == 0
+        latency = self.latency.copy()  # masked below: the batch's own columns stay as they were
+        ttft = self.ttft.copy()
+        tokens = self.tokens_out.copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             tpot = np.where(tokens > 0, (latency - ttft) / tokens, NAN)
         tpot[tpot < 0] = NAN
@@ -86,7 +97,7 @@ class EventColumns:
             "ttft_ms": ttft,
             "tpot_ms": tpot,
             "tokens_out": tokens,
-            "cost_usd": np.asarray(self.cost),
+            "cost_usd": self.cost.copy(),
         }
         for arr in cols.values():
             arr[~ok] = NAN
@@ -118,8 +129,8 @@ def aggregate(
     ``members[i]`` is the event index of membership ``i`` and ``rows[i]`` its cohort-arm row; an event
     belongs to the whole-rollout cohort and to one cohort per segment dimension or grouping.
     """
-    status = np.asarray(cols.status, dtype=np.int64)[members]
-    fmt = np.asarray(cols.fmt, dtype=np.int64)[members]
+    status = cols.status[members]
+    fmt = cols.fmt[members]
     counts = np.zeros((n_rows, len(COUNT_COLUMNS)), dtype=np.int64)
     counts[:, 0] = np.bincount(rows, minlength=n_rows)
     for code in (1, 2, 3):
@@ -130,7 +141,7 @@ def aggregate(
     moments = np.zeros((n_rows, len(CONTINUOUS_FIELDS), 3))
     for j, name in enumerate(CONTINUOUS_FIELDS):
         moments[:, j, :] = _sums(rows, continuous[name][members], n_rows)
-    quality = {key: _sums(rows, np.asarray(col)[members], n_rows) for key, col in cols.quality.items()}
+    quality = {key: _sums(rows, col[members], n_rows) for key, col in cols.quality.items()}
     ok = status == 0
     buckets: dict[str, IntArray] = {}
     for name, index in bucket_index.items():

@@ -240,7 +240,7 @@ class RolloutMonitor:
         self.buffer = []
         self.counters["events"] += len(cols)
         self.counters["batches"] += 1
-        now = max(cols.ts)
+        now = float(cols.ts.max())
         self.batch_end_ts = now
         changes: list[VerdictChange] = []
         reason = self._arms_present(cols, now)
@@ -317,7 +317,7 @@ class RolloutMonitor:
         combo_of = np.searchsorted(np.asarray(combos, dtype=np.int64), np.asarray(firsts, dtype=np.int64))
         per_event = slot_table[combo_of]  # (events, width), -1 past each event's last slot
         member, col = np.nonzero(per_event >= 0)  # event by event, slots in order
-        arm = np.asarray(cols.arm, dtype=np.int64)
+        arm = cols.arm
         rows = per_event[member, col] * 2 + arm[member]
         seen = sorted({s for these in table for s in these})
         by_slot = {c.slot: c for c in self.registry.live()}
@@ -367,7 +367,7 @@ class RolloutMonitor:
     def _srm(self, cols: EventColumns, now: float) -> list[VerdictChange]:
         # The intended weight of each request (the event's, else the configured one); only units
         # seen for the first time count, and only while the split is a real one (0 < w < 1).
-        weights = np.asarray(cols.weights, dtype=np.float64)
+        weights = cols.weights
         if self.intended_weight is not None:
             weights = np.where(np.isnan(weights), self.intended_weight, weights)
         units = cols.units
@@ -379,7 +379,7 @@ class RolloutMonitor:
         new = np.asarray(picked, dtype=np.intp)[first_seen]
         if not new.size:
             return []
-        is_canary = np.asarray(cols.arm, dtype=np.int64)[new] == ARM_CANARY
+        is_canary = cols.arm[new] == ARM_CANARY
         weights = weights[new]
         self.srm.update_many(is_canary, weights)
         if self.health is HealthState.HEALTHY and self.srm.p_value < self.cfg.srm_alpha:
@@ -412,10 +412,9 @@ class RolloutMonitor:
         do: the control has been silent for ``promotion_silence_s`` of event time while at least
         ``min_samples`` canary requests arrived (see :class:`rollguard.config.EngineSettings`).
         """
-        arm = np.asarray(cols.arm, dtype=np.int64)
-        ts = np.asarray(cols.ts, dtype=np.float64)
-        canary = arm == ARM_CANARY
-        if (np.asarray(cols.weights, dtype=np.float64)[canary] >= 1.0).any():
+        ts = cols.ts
+        canary = cols.arm == ARM_CANARY
+        if (cols.weights[canary] >= 1.0).any():
             return "canary_weight reached 1.0"
         if not canary.all() and (newest := float(ts[~canary].max())) > self.last_control_ts:
             self.last_control_ts = newest

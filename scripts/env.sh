@@ -4,6 +4,10 @@
 # light per-checkout virtual environment that holds rollguard itself (editable).
 # Does nothing when both are already up to date.
 set -euo pipefail
+# Any failing step names itself: the line, the command and its exit status, instead of a bare
+# "make: *** [env] Error" (set -E carries the trap into functions and subshells).
+set -E
+trap 'rc=$?; printf "[env] failed (exit %s) at scripts/env.sh:%s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2; exit "$rc"' ERR
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PY=${PYTHON:-python3.11}
@@ -22,12 +26,14 @@ if [ ! -f "$BASE/.complete" ]; then
     rm -rf "$BASE"
     # Seed from the newest complete environment of another spec when there is one: a changed
     # dependency then costs its own install, not another multi-GB torch download and unpack.
-    SEED=$(ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null | head -n 1 | xargs -r dirname)
+    # (On a first run there is nothing to list; that must not end the script under pipefail.)
+    SEED=$( (ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null || true) | head -n 1 | xargs -r dirname)
     if [ -n "$SEED" ]; then
       log "seeding from $SEED"
       cp -a "$SEED" "$BASE.partial"
       rm -f "$BASE.partial/.complete"
-      grep -rlI --null -F "$SEED" "$BASE.partial/bin" | xargs -0 -r sed -i "s#$SEED#$BASE#g"
+      # Scripts in bin/ name their interpreter by absolute path; grep exits 1 when none does.
+      { grep -rlI --null -F "$SEED" "$BASE.partial/bin" || true; } | xargs -0 -r sed -i "s#$SEED#$BASE#g"
       mv "$BASE.partial" "$BASE"
     else
       "$PY" -m venv "$BASE"
@@ -52,7 +58,7 @@ if [ ! -f "$BASE/.complete" ]; then
       dir=${dir%/}
       [ "$dir" = "$BASE" ] || [ -f "$dir/.complete" ] || rm -rf "$dir"
     done
-    ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null | tail -n +3 | xargs -r -n1 dirname | xargs -r rm -rf
+    { ls -1dt "$ENV_HOME"/deps-*/.complete 2>/dev/null || true; } | tail -n +3 | xargs -r -n1 dirname | xargs -r rm -rf
   fi
   flock -u 9
 fi

@@ -30,18 +30,24 @@ def _replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
         return 2
-    summary = replay(
-        args.events,
-        config,
-        args.out,
-        signing_key=_signing_key(config),
-        inputs=args.inputs,
-        auto_ack_s=args.auto_ack,
-    )
+    try:
+        summary = replay(
+            args.events,
+            config,
+            args.out,
+            signing_key=_signing_key(config),
+            inputs=args.inputs,
+            auto_ack_s=args.auto_ack,
+        )
+    except OSError as exc:  # unreadable input, unwritable or full output directory: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"rollguard: replay stopped: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     print(
         f"replayed {summary.events} events ({summary.rejected} rejected, {summary.late_events} late) "
         f"from {summary.rollouts} rollout(s): {summary.verdict_changes} verdict changes, "
         f"{summary.alerts} alert notifications, {summary.commands} commands -> {args.out}"
+        + (f" ({summary.inputs_rejected} input line(s) rejected)" if summary.inputs_rejected else "")
     )
     return 0
 

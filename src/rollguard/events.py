@@ -142,18 +142,48 @@ def parse_ts(value: Any) -> float | str:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            return f"not an RFC 3339 timestamp: {value[:40]!r}"
+            return f"not an RFC 3339 timestamp: {excerpt(value)}"
         if parsed.tzinfo is None:
             return "RFC 3339 timestamp needs a UTC offset (e.g. 'Z' or '+00:00')"
         ts = parsed.timestamp()
     else:
         return f"must be epoch seconds (number) or an RFC 3339 string, not {type(value).__name__}"
     if not math.isfinite(ts) or not MIN_TS <= ts <= MAX_TS:
-        return f"epoch seconds out of range 2000..2100: {ts!r} (milliseconds instead of seconds?)"
+        return f"epoch seconds out of range 2000..2100: {excerpt(ts)} (milliseconds instead of seconds?)"
     return ts
 
 
 _INF = math.inf
+# Errors quote at most this much of an offending value (never a whole message: it may hold user text).
+EXCERPT_MAX: Final = 40
+EVENT_ID_MAX: Final = 200
+
+
+def excerpt(value: Any, limit: int = EXCERPT_MAX, *, quote: bool = True) -> str:
+    """A short, capped rendering of an offending value for an error message.
+
+    >>> excerpt("CANARY")
+    "'CANARY'"
+    >>> excerpt("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' (100 chars)"
+    >>> excerpt({"deep": [1, 2, 3]})
+    'an object'
+    """
+    if isinstance(value, str):
+        text = value if len(value) <= limit else value[: limit - 1] + "…"
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        if not quote:
+            return text
+        shown = repr(text)
+        return shown if len(value) <= limit else f"{shown} ({len(value)} chars)"
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        shown = repr(value)
+        return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
 
 
 def _number(value: Any) -> float | None:
@@ -200,14 +230,13 @@ class _WireEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _decode_wire = msgspec.json.Decoder(_WireEvent).decode
-_FAST_PATH_MISS = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
 
 
 def _fast(raw: bytes | bytearray | memoryview | str) -> Event | None:
     """The event when the typed decoder accepts it and its time is valid; None sends it the slow way."""
     try:
         w = _decode_wire(raw)
-    except _FAST_PATH_MISS:
+    except Exception:
         return None
     raw_ts = w.ts
     if isinstance(raw_ts, str):
@@ -235,17 +264,18 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            return EventError("", f"not valid JSON: {exc}")
-        except TypeError as exc:
-            return EventError("", f"not a JSON document: {exc}")
+            # orjson words bad UTF-8, depth, number range and syntax errors by position, never by content.
+            return EventError("", f"not valid JSON: {excerpt(str(exc), 120, quote=False)}")
+        except Exception as exc:
+            return EventError("", f"not a JSON document: {type(exc).__name__}")
     else:
         obj = raw
     if not isinstance(obj, dict | Mapping):
         return EventError("", f"must be a JSON object, got {type(obj).__name__}")
     try:
         return _validate(obj)
-    except Exception as exc:  # a validator bug must still not kill the worker
-        return EventError("", f"could not be validated: {type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return EventError("", f"could not be validated: {type(exc).__name__}")
 
 
 def _required_str(obj: Mapping[str, Any], name: str) -> str | EventError:
@@ -259,25 +289,27 @@ def _required_str(obj: Mapping[str, Any], name: str) -> str | EventError:
 
 def _eid(obj: Mapping[str, Any]) -> str | None:
     value = obj.get("event_id")
-    return value if isinstance(value, str) else None
+    return excerpt(value, EVENT_ID_MAX, quote=False) if isinstance(value, str) else None
 
 
 def _validate(obj: Mapping[str, Any]) -> Event | EventError:
     get = obj.get
     version = get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        return EventError("schema_version", f"unsupported schema version {version!r} (expected 1)", _eid(obj))
+        reason = f"unsupported schema version {excerpt(version)} (expected 1)"
+        return EventError("schema_version", reason, _eid(obj))
     event_id = _required_str(obj, "event_id")
     if isinstance(event_id, EventError):
         return event_id
+    eid = excerpt(event_id, EVENT_ID_MAX, quote=False)
     request_id = _required_str(obj, "request_id")
     if isinstance(request_id, EventError):
         return request_id
     if "ts" not in obj:
-        return EventError("ts", "required field is missing", event_id)
+        return EventError("ts", "required field is missing", eid)
     ts = parse_ts(obj["ts"])
     if isinstance(ts, str):
-        return EventError("ts", ts, event_id)
+        return EventError("ts", ts, eid)
     rollout_id = _required_str(obj, "rollout_id")
     if isinstance(rollout_id, EventError):
         return rollout_id
@@ -286,38 +318,38 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
         reason = (
             "required field is missing"
             if arm is None
-            else f"must be one of control, canary, shadow; got {arm!r}"
+            else f"must be one of control, canary, shadow; got {excerpt(arm)}"
         )
-        return EventError("arm", reason, event_id)
+        return EventError("arm", reason, eid)
     status = get("status")
     if status not in STATUSES:
         reason = (
             "required field is missing"
             if status is None
-            else f"must be one of ok, error, timeout, refusal; got {status!r}"
+            else f"must be one of ok, error, timeout, refusal; got {excerpt(status)}"
         )
-        return EventError("status", reason, event_id)
+        return EventError("status", reason, eid)
 
     variant = get("variant")
     if variant is not None and type(variant) is not str:
-        return EventError("variant", "must be a string", event_id)
+        return EventError("variant", "must be a string", eid)
     unit_id = get("unit_id")
     if unit_id is not None and (type(unit_id) is not str or not unit_id):
-        return EventError("unit_id", "must be a non-empty string", event_id)
+        return EventError("unit_id", "must be a non-empty string", eid)
     segment = get("segment")
     if segment is None:
         segment = {}
     elif type(segment) is not dict:
-        return EventError("segment", "must be an object of string to string", event_id)
+        return EventError("segment", "must be an object of string to string", eid)
     else:
         for key, value in segment.items():
             if type(value) is not str:
-                return EventError(f"segment.{key}", "must be a string", event_id)
+                return EventError(f"segment.{excerpt(key, quote=False)}", "must be a string", eid)
     weight = get("canary_weight")
     if weight is not None:
         w = _number(weight)
         if w is None or not 0.0 <= w <= 1.0:
-            return EventError("canary_weight", f"must be a number in [0, 1], got {weight!r}", event_id)
+            return EventError("canary_weight", f"must be a number in [0, 1], got {excerpt(weight)}", eid)
         weight = w
     numbers: list[float | None] = []
     for name in NUMERIC_FIELDS:
@@ -325,35 +357,36 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
         if value is not None:
             f = _number(value)
             if f is None or f < 0.0:
-                return EventError(name, f"must be a finite non-negative number, got {value!r}", event_id)
+                return EventError(name, f"must be a finite non-negative number, got {excerpt(value)}", eid)
             value = f
         numbers.append(value)
     fmt = get("format_valid")
     if fmt is not None and type(fmt) is not bool:
-        return EventError("format_valid", "must be a boolean", event_id)
+        return EventError("format_valid", "must be a boolean", eid)
     quality = get("quality")
     scores: dict[str, float] = {}
     if quality is not None:
         if type(quality) is not dict:
-            return EventError("quality", "must be an object of string to number", event_id)
+            return EventError("quality", "must be an object of string to number", eid)
         for key, value in quality.items():
             f = _number(value)
             if f is None:
-                return EventError(f"quality.{key}", f"must be a finite number, got {value!r}", event_id)
+                reason = f"must be a finite number, got {excerpt(value)}"
+                return EventError(f"quality.{excerpt(key, quote=False)}", reason, eid)
             scores[key] = f
     text = get("response_text")
     if text is not None and type(text) is not str:
-        return EventError("response_text", "must be a string", event_id)
+        return EventError("response_text", "must be a string", eid)
     emb = get("response_embedding")
     vec: list[float] | None = None
     if emb is not None:
         if type(emb) is not list or not emb:
-            return EventError("response_embedding", "must be a non-empty array of numbers", event_id)
+            return EventError("response_embedding", "must be a non-empty array of numbers", eid)
         vec = []
         for i, value in enumerate(emb):
             f = _number(value)
             if f is None:
-                return EventError(f"response_embedding[{i}]", "must be a finite number", event_id)
+                return EventError(f"response_embedding[{i}]", "must be a finite number", eid)
             vec.append(f)
     extra = {} if obj.keys() <= KNOWN_FIELDS else {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
     latency, ttft, tokens_in, tokens_out, cost = numbers

@@ -31,6 +31,7 @@ from rollguard.cohorts import WHOLE, cohort_key
 from rollguard.commands.planner import Planner, RolloutCommands
 from rollguard.commands.signing import verify_command
 from rollguard.config import Config
+from rollguard.events import excerpt
 from rollguard.policy_settings import KIND_STATES
 
 OPERATOR_ACTIONS: Final = frozenset(
@@ -210,8 +211,8 @@ class Policy:
 
     def _check_action(self, action: Mapping[str, Any]) -> str:
         kind = action.get("action")
-        if kind not in OPERATOR_ACTIONS:
-            return f"not an operator action: {kind!r}"
+        if not isinstance(kind, str) or kind not in OPERATOR_ACTIONS:
+            return f"not an operator action: {excerpt(kind)}"
         for name in ("command_id", "rollout_id", "issued_by"):
             if not isinstance(action.get(name), str) or not action.get(name):
                 return f"{name} is required"

@@ -15,6 +15,8 @@ actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import orjson
 
 from rollguard.config import Config
 from rollguard.engine import Engine
-from rollguard.events import Event, EventError, parse_event
+from rollguard.events import Event, EventError, excerpt, parse_event
 from rollguard.policy import Output, Policy
 from rollguard.verdicts import VerdictChange
 
@@ -40,22 +42,35 @@ class ReplaySummary:
     rollouts: int = 0
     alerts: int = 0
     commands: int = 0
+    inputs_rejected: int = 0
 
 
 class _Inputs:
     """Acks and operator actions waiting for their event time (from a file, or auto-acks)."""
 
-    def __init__(self, path: str | Path | None, auto_ack_s: float | None) -> None:
+    def __init__(self, auto_ack_s: float | None) -> None:
         self.auto_ack_s = auto_ack_s
         self.heap: list[tuple[float, int, dict[str, Any]]] = []
         self.seq = 0
-        if path is not None:
-            with open(path, "rb") as fh:
-                for line in fh:
-                    if line.strip():
-                        item = orjson.loads(line)
-                        at = item.get("issued_at") if "action" in item else item.get("at")
-                        self.push(float(at) if isinstance(at, int | float) else float("-inf"), item)
+
+    def load(self, path: str | Path, reject: Callable[[int, str, str], None]) -> None:
+        """Queue the file's acks and operator actions; a line that is neither is rejected with a reason.
+
+        What an ack or action *says* is judged by the policy (which audits what it ignored); here only
+        the shape that lets it be queued: a JSON object that is an operator action or an ack.
+        """
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                item, field, reason = _input_item(line)
+                if item is None:
+                    reject(lineno, field, reason)
+                    continue
+                at = item.get("issued_at") if "action" in item else item.get("at")
+                # Applied at its own time; one without a usable time is applied at once.
+                when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else -math.inf
+                self.push(when if math.isfinite(when) else -math.inf, item)
 
     def push(self, at: float, item: dict[str, Any]) -> None:
         heapq.heappush(self.heap, (at, self.seq, item))
@@ -87,6 +102,24 @@ class _Inputs:
         return out
 
 
+def _input_item(line: bytes) -> tuple[dict[str, Any] | None, str, str]:
+    """One line of the inputs file as an ack or operator action, or (None, field, reason)."""
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return None, "", f"not valid JSON: {excerpt(str(exc), 120, quote=False)}"
+    if not isinstance(item, dict):
+        return None, "", f"must be a JSON object, got {type(item).__name__}"
+    if "action" in item:
+        if not isinstance(item["action"], str):
+            return None, "action", f"must be a string, got {excerpt(item['action'])}"
+        return item, "", ""
+    for name in ("command_id", "status"):
+        if name not in item:
+            return None, name, "required field is missing (an ack needs command_id, rollout_id, status, at)"
+    return item, "", ""
+
+
 def replay(
     events_path: str | Path,
     config: Config,
@@ -101,7 +134,7 @@ def replay(
     out.mkdir(parents=True, exist_ok=True)
     engine = Engine(config)
     policy = Policy(config, signing_key=signing_key)
-    pending = _Inputs(inputs, auto_ack_s)
+    pending = _Inputs(auto_ack_s)
     summary = ReplaySummary()
     last_ts = float("-inf")
     with (
@@ -130,6 +163,14 @@ def replay(
             summary.verdict_changes += len(changes)
             publish(policy.on_changes(changes))
 
+        if inputs is not None:
+
+            def reject_input(lineno: int, field: str, reason: str) -> None:
+                summary.inputs_rejected += 1
+                record = {"file": "inputs", "line": lineno, "field": field, "reason": reason}
+                rejected.write(orjson.dumps(record, option=_DUMP))
+
+            pending.load(inputs, reject_input)
         lineno = blank = 0
         process, due = engine.process, policy.due
         for lineno, line in enumerate(source, 1):

@@ -33,6 +33,7 @@ from rollguard.alerts.signals import SignalTable
 from rollguard.cohorts import WHOLE, parse_cohort_key
 from rollguard.commands.promotion import promotion_readiness
 from rollguard.commands.signing import signed
+from rollguard.events import excerpt
 from rollguard.policy_settings import AlertRule, CommandSettings, PromotionSettings
 
 IN_FLIGHT: Final = frozenset({"proposed", "issued", "accepted"})
@@ -566,8 +567,8 @@ class Planner:
         status = ack.get("status")
         if c is None:
             return "ignored: unknown command"
-        if status not in ACK_STATUSES:
-            return f"ignored: bad status {status!r}"
+        if not isinstance(status, str) or status not in ACK_STATUSES:
+            return f"ignored: bad status {excerpt(status)}"
         if c.ack_status == status:
             return "ignored: duplicate"
         if c.status in APPLIED and status in ("accepted", "rejected", "failed"):

@@ -39,13 +39,13 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines import EventColumns, kayenta_judge, oracle_cusum, oracle_spec_for
-from rollguard.cohorts import cohort_key
-from rollguard.config import Config
-from rollguard.engine import Engine
-from rollguard.events import Event, parse_event
+from rollguard.detect.engine import Engine
+from rollguard.domain.cohorts import cohort_key
+from rollguard.domain.events import Event, parse_event
+from rollguard.domain.verdicts import VerdictChange
+from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario
-from rollguard.sim.model import Scenario
-from rollguard.verdicts import VerdictChange
+from rollguard.sim.scenario import Scenario
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
@@ -227,8 +227,8 @@ def tail_information(
     E[llr] = λ_t·p_t·log(ρ_1/ρ_0) + λ_c·p_c·log((1 − ρ_1)/(1 − ρ_0)) for each alternative ratio. The
     threshold is the one the engine uses for a segment cohort (the whole rollout's is lower).
     """
-    from rollguard.monitor import RolloutMonitor
-    from rollguard.onset import MULTIPLIERS
+    from rollguard.detect.monitor import RolloutMonitor
+    from rollguard.detect.onset import MULTIPLIERS
 
     field = case.metric.split(".")[0]
     cfg = Config()

@@ -36,10 +36,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import orjson
 
-from rollguard.config import Config, parse_config
-from rollguard.embeddings.hub import SemanticEngine
-from rollguard.embeddings.model import SentenceTransformerEmbedder, load_embedder
-from rollguard.events import Event, parse_event
+from rollguard.domain.events import Event, parse_event
+from rollguard.embeddings.embedder import SentenceTransformerEmbedder, load_embedder
+from rollguard.embeddings.semantic_engine import SemanticEngine
+from rollguard.settings.config import Config, parse_config
 from rollguard.sim import generate, get_scenario
 from rollguard.sim.scenarios import Scenario
 from rollguard.sim.text import sentence_pool

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from rollguard.config import Config, parse_config
-from rollguard.replay import replay
+from rollguard.adapters.replay import replay
+from rollguard.settings.config import Config, parse_config
 from rollguard.sim import generate, get_scenario, write_jsonl
 
 # (label, scenario, builder kwargs, extra config): the default config unless stated.

@@ -32,10 +32,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import msgspec
 import orjson
 
-from rollguard.config import Config
-from rollguard.engine import Engine
-from rollguard.events import Event, parse_event
-from rollguard.replay import replay
+from rollguard.adapters.replay import replay
+from rollguard.detect.engine import Engine
+from rollguard.domain.events import Event, parse_event
+from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario, merge_streams, write_jsonl
 
 

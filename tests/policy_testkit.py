@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollguard.cohorts import cohort_key, parse_cohort_key
-from rollguard.commands.signing import signed
-from rollguard.config import parse_config
-from rollguard.policy import Output, Policy
+from rollguard.domain.cohorts import cohort_key, parse_cohort_key
+from rollguard.policy.commands.signing import signed
+from rollguard.policy.policy import Output, Policy
+from rollguard.settings.config import parse_config
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
 ROLLOUT = "r1"

@@ -22,8 +22,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from rollguard.config import ConfigError, load_config
-    from rollguard.replay import replay
+    from rollguard.adapters.replay import replay
+    from rollguard.settings.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)
@@ -56,8 +56,8 @@ def _signing_key(config: object) -> bytes | None:
     """The command signing key: environment (``commands.signing_key_env``) first, then the config file."""
     import os
 
-    from rollguard.commands.signing import resolve_signing_key
-    from rollguard.config import Config
+    from rollguard.policy.commands.signing import resolve_signing_key
+    from rollguard.settings.config import Config
 
     assert isinstance(config, Config)
     c = config.commands
@@ -69,8 +69,8 @@ def _gate(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from rollguard.config import ConfigError, load_config
-    from rollguard.gate import gate_files
+    from rollguard.detect.eval_gate import gate_files
+    from rollguard.settings.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)

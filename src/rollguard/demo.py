@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from rollguard.config import Config
-from rollguard.replay import replay
+from rollguard.adapters.replay import replay
+from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario, write_jsonl
 
 INTERESTING = {"regressed", "unhealthy", "drifted", "post_rollout", "reset"}

@@ -32,7 +32,7 @@ def word_embedder() -> WordEmbedder:
 def real_model() -> Iterator[Any]:
     """The configured sentence-transformers model, offline, loaded once for the session."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rollguard.embeddings.model import load_embedder
+    from rollguard.embeddings.embedder import load_embedder
 
     embedder = load_embedder(MODEL_CONFIG)
     embedder.load()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rollguard.events import Event, parse_event
+from rollguard.domain.events import Event, parse_event
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_CONFIG = REPO / "models" / "embedding.yaml"

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import orjson
 
+from rollguard.domain.verdicts import VerdictChange
 from rollguard.embeddings.features import FeatureMap
 from rollguard.embeddings.reference import ReferenceSet
-from rollguard.embeddings.semantic import SemanticMonitor
-from rollguard.embeddings.settings import EmbeddingSettings
-from rollguard.verdicts import VerdictChange
+from rollguard.embeddings.semantic_drift import SemanticMonitor
+from rollguard.settings.embeddings import EmbeddingSettings
 
 DIM = 32
 CLASSES = ("chat", "coding", "legal")

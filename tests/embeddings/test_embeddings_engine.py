@@ -9,12 +9,12 @@ import numpy as np
 import orjson
 from embedding_helpers import RefusingEmbedder, WordEmbedder, events_of
 
-from rollguard.config import Config, parse_config
-from rollguard.embeddings.hub import SemanticEngine
-from rollguard.engine import Engine
-from rollguard.events import Event
+from rollguard.detect.engine import Engine
+from rollguard.domain.events import Event
+from rollguard.domain.verdicts import VerdictChange
+from rollguard.embeddings.semantic_engine import SemanticEngine
+from rollguard.settings.config import Config, parse_config
 from rollguard.sim import generate, get_scenario
-from rollguard.verdicts import VerdictChange
 
 ONSET = 240.0
 

@@ -6,11 +6,11 @@ import functools
 
 from embedding_helpers import WordEmbedder, events_of
 
-from rollguard.config import Config
-from rollguard.embeddings.hub import SemanticEngine
-from rollguard.events import Event
+from rollguard.domain.events import Event
+from rollguard.domain.verdicts import VerdictChange
+from rollguard.embeddings.semantic_engine import SemanticEngine
+from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario
-from rollguard.verdicts import VerdictChange
 
 
 @functools.cache

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from rollguard.embeddings.settings import ShadowSettings
+from rollguard.domain.events import Event
 from rollguard.embeddings.shadow import ShadowPairer, pair_differences
-from rollguard.events import Event
+from rollguard.settings.embeddings import ShadowSettings
 
 T0 = 1_767_225_600.0
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import orjson
 
-from rollguard.config import parse_config
-from rollguard.replay import replay
+from rollguard.adapters.replay import replay
+from rollguard.settings.config import parse_config
 from rollguard.sim import generate, get_scenario, write_jsonl
 
 

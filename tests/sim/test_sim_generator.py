@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rollguard.events import Event, parse_event
+from rollguard.domain.events import Event, parse_event
 from rollguard.sim import (
     Injection,
     Shadow,

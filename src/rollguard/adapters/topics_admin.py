@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
-from rollguard.topic_contracts import TopicContractError, TopicSpec, load_topics
+from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1

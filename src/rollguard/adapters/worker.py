@@ -1,6 +1,6 @@
 """``rollguard worker``: the streaming worker (faust-streaming) over the events topic.
 
-First stage: every message on the events topic is validated with :func:`rollguard.events.parse_event`.
+First stage: every message on the events topic is validated with :func:`rollguard.domain.events.parse_event`.
 A malformed one goes to the dead-letter topic with the reason, the field and its source coordinates
 (nothing is lost and the worker keeps running); a valid one is counted per ``rollout_id`` in a Faust
 table. Later stages replace the counter with per-rollout detector state under the same key.
@@ -33,9 +33,9 @@ from typing import Any, Final, cast
 
 import faust
 
-from rollguard import dead_letter
-from rollguard.events import Event, EventError, parse_event
-from rollguard.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
+from rollguard.adapters import dead_letter
+from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
+from rollguard.domain.events import Event, EventError, parse_event
 
 log = logging.getLogger("rollguard.worker")
 
@@ -306,7 +306,7 @@ class WorkerConfig:
 
 
 def parse_worker_section(section: Any, source: str = "<config>") -> WorkerConfig:
-    """Validate the ``worker:`` section (the rest of the file is validated by :mod:`rollguard.config`)."""
+    """Validate the ``worker:`` section (:mod:`rollguard.settings.config` validates the rest of the file)."""
     if section is None:
         return WorkerConfig()
     if not isinstance(section, dict):
@@ -333,7 +333,7 @@ def load_worker_config(path: str | None) -> WorkerConfig:
     """Validate the whole config file (a bad config fails at start) and return its worker settings."""
     if path is None:
         return WorkerConfig()
-    from rollguard.config import load_config
+    from rollguard.settings.config import load_config
 
     config = load_config(path)
     return parse_worker_section(config.extra_sections.get("worker"), path)

@@ -41,10 +41,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from rollguard.cohorts import WHOLE, CohortRegistry, segment_slots
-from rollguard.config import EngineSettings, SegmentSettings
-from rollguard.embeddings.settings import ShadowSettings
-from rollguard.events import Event
+from rollguard.domain.cohorts import WHOLE, CohortRegistry, segment_slots
+from rollguard.domain.events import Event
+from rollguard.domain.verdicts import Evidence, VerdictChange, VerdictState
+from rollguard.settings.config import EngineSettings, SegmentSettings
+from rollguard.settings.embeddings import ShadowSettings
 from rollguard.stats.confseq import normal_mixture_halfwidth, regularised_bernoulli_variance
 from rollguard.stats.mahalanobis_cs import (
     distance_cs,
@@ -54,7 +55,6 @@ from rollguard.stats.mahalanobis_cs import (
 )
 from rollguard.stats.moments import Moments
 from rollguard.stats.vector_moments import VectorMoments
-from rollguard.verdicts import Evidence, VerdictChange, VerdictState
 
 FloatArray = npt.NDArray[np.float64]
 STATES: Final = (VerdictState.INSUFFICIENT, VerdictState.NON_INFERIOR, VerdictState.REGRESSED)

@@ -22,7 +22,7 @@ from rollguard.sim.generator import (
     sample_requests,
     write_jsonl,
 )
-from rollguard.sim.model import (
+from rollguard.sim.scenario import (
     INJECTION_METRICS,
     Arrivals,
     Behaviour,

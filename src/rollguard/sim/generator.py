@@ -1,4 +1,4 @@
-"""Rollout traffic generator: a :class:`~rollguard.sim.model.Scenario` in, v1 event dicts out.
+"""Rollout traffic generator: a :class:`~rollguard.sim.scenario.Scenario` in, v1 event dicts out.
 
 Everything is drawn in numpy batches (``Scenario.chunk_size`` arrivals at a time) and only the last
 step builds Python dicts, so a million events take seconds. Output is in event-time order
@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from rollguard.sim.model import Behaviour, Injection, Scenario, ScenarioError, parse_conditions
+from rollguard.sim.scenario import Behaviour, Injection, Scenario, ScenarioError, parse_conditions
 from rollguard.sim.text import TextContext, TextGenerator, build_text_generator, text_markers
 
 F64 = npt.NDArray[np.float64]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rollguard.sim.model import Burst, Injection, Scenario, Shadow, TextSpec, WeightStep
+from rollguard.sim.scenario import Burst, Injection, Scenario, Shadow, TextSpec, WeightStep
 
 ScenarioBuilder = Callable[..., Scenario]
 SCENARIOS: dict[str, ScenarioBuilder] = {}

@@ -7,7 +7,7 @@ The generator works on whole batches like the rest of the simulator. A text gene
     register_text_generator("my_kind", lambda spec, scenario: my_generator)
 
 and chosen in a scenario by ``Scenario.response_text = TextSpec(kind="my_kind", params={...})``.
-An :class:`~rollguard.sim.model.Injection` with ``metric="text"`` changes nothing numeric; it marks
+An :class:`~rollguard.sim.scenario.Injection` with ``metric="text"`` changes nothing numeric; it marks
 events (cohort, arms, time window as for any injection) and its ``params`` reach the generator in
 ``TextContext.markers``, so a change of register in one cohort of the canary is expressed like any
 other injection. The built-in ``templates`` kind builds short texts from per-``input_class``
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from rollguard.sim.model import Injection, Scenario, ScenarioError, TextSpec
+from rollguard.sim.scenario import Injection, Scenario, ScenarioError, TextSpec
 
 
 @dataclass

@@ -1,0 +1,208 @@
+"""Replay a file of v1 events through the core: the offline twin of the streaming worker.
+
+``rollguard replay EVENTS.jsonl --out DIR`` writes ``DIR/verdicts.jsonl`` (every verdict change with its
+evidence and the event time at which it happened), ``DIR/rejected.jsonl`` (malformed lines with the
+line number, field and reason — never their content) and ``DIR/summary.json``. The same input gives the
+same output byte for byte: nothing here reads the clock, and JSON keys are written sorted.
+
+The verdicts also go through the :class:`~rollguard.policy.policy.Policy`, exactly as in the worker:
+``DIR/alerts.jsonl`` holds every alert notification (firing, repeat, resolve, digest), ``DIR/commands.jsonl``
+every rollout command, ``DIR/audit.jsonl`` what was done with acks and operator actions. Acks and operator
+actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
+``auto_ack_s`` plays a controller that applies every command that many seconds after it was issued.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rollguard.detect.engine import Engine
+from rollguard.domain.events import Event, EventError, excerpt, parse_event
+from rollguard.domain.verdicts import VerdictChange
+from rollguard.policy.policy import Output, Policy
+from rollguard.settings.config import Config
+
+_DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    lines: int = 0
+    events: int = 0
+    rejected: int = 0
+    verdict_changes: int = 0
+    late_events: int = 0
+    rollouts: int = 0
+    alerts: int = 0
+    commands: int = 0
+    inputs_rejected: int = 0
+
+
+class _Inputs:
+    """Acks and operator actions waiting for their event time (from a file, or auto-acks)."""
+
+    def __init__(self, auto_ack_s: float | None) -> None:
+        self.auto_ack_s = auto_ack_s
+        self.heap: list[tuple[float, int, dict[str, Any]]] = []
+        self.seq = 0
+
+    def load(self, path: str | Path, reject: Callable[[int, str, str], None]) -> None:
+        """Queue the file's acks and operator actions; a line that is neither is rejected with a reason.
+
+        What an ack or action *says* is judged by the policy (which audits what it ignored); here only
+        the shape that lets it be queued: a JSON object that is an operator action or an ack.
+        """
+        with open(path, "rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                item, field, reason = _input_item(line)
+                if item is None:
+                    reject(lineno, field, reason)
+                    continue
+                at = item.get("issued_at") if "action" in item else item.get("at")
+                # Applied at its own time; one without a usable time is applied at once.
+                when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else -math.inf
+                self.push(when if math.isfinite(when) else -math.inf, item)
+
+    def push(self, at: float, item: dict[str, Any]) -> None:
+        heapq.heappush(self.heap, (at, self.seq, item))
+        self.seq += 1
+
+    def on_command(self, command: dict[str, Any]) -> None:
+        if self.auto_ack_s is None or command.get("requires_approval") or "command_id" not in command:
+            return
+        at = float(command["issued_at"]) + self.auto_ack_s
+        status = "dry_run_ok" if command.get("dry_run") else "applied"
+        self.push(
+            at,
+            {
+                "schema_version": 1,
+                "command_id": command["command_id"],
+                "rollout_id": command["rollout_id"],
+                "status": status,
+                "at": at,
+                "controller": "replay-auto-ack",
+            },
+        )
+
+    def due(self, now: float, policy: Policy) -> Output:
+        out = Output()
+        while self.heap and self.heap[0][0] <= now:
+            at, _, item = heapq.heappop(self.heap)
+            out += policy.advance(at)
+            out += policy.on_operator(item) if "action" in item else policy.on_ack(item)
+        return out
+
+
+def _input_item(line: bytes) -> tuple[dict[str, Any] | None, str, str]:
+    """One line of the inputs file as an ack or operator action, or (None, field, reason)."""
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return None, "", f"not valid JSON: {excerpt(str(exc), 120, quote=False)}"
+    if not isinstance(item, dict):
+        return None, "", f"must be a JSON object, got {type(item).__name__}"
+    if "action" in item:
+        if not isinstance(item["action"], str):
+            return None, "action", f"must be a string, got {excerpt(item['action'])}"
+        return item, "", ""
+    for name in ("command_id", "status"):
+        if name not in item:
+            return None, name, "required field is missing (an ack needs command_id, rollout_id, status, at)"
+    return item, "", ""
+
+
+def replay(
+    events_path: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    *,
+    signing_key: bytes | None = None,
+    inputs: str | Path | None = None,
+    auto_ack_s: float | None = None,
+) -> ReplaySummary:
+    """Run the engine and the policy over ``events_path`` and write the outputs into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    engine = Engine(config)
+    policy = Policy(config, signing_key=signing_key)
+    pending = _Inputs(auto_ack_s)
+    summary = ReplaySummary()
+    last_ts = float("-inf")
+    with (
+        open(events_path, "rb") as source,
+        open(out / "verdicts.jsonl", "wb") as verdicts,
+        open(out / "rejected.jsonl", "wb") as rejected,
+        open(out / "alerts.jsonl", "wb") as alerts,
+        open(out / "commands.jsonl", "wb") as commands,
+        open(out / "audit.jsonl", "wb") as audit,
+    ):
+
+        def publish(result: Output) -> None:
+            for alert in result.alerts:
+                alerts.write(orjson.dumps(alert, option=_DUMP))
+            for command in result.commands:
+                commands.write(orjson.dumps(command, option=_DUMP))
+                pending.on_command(command)
+            for record in result.audit:
+                audit.write(orjson.dumps(record, option=_DUMP))
+            summary.alerts += len(result.alerts)
+            summary.commands += len(result.commands)
+
+        def emit(changes: list[VerdictChange]) -> None:
+            for change in changes:
+                verdicts.write(orjson.dumps(change.to_dict(), option=_DUMP))
+            summary.verdict_changes += len(changes)
+            publish(policy.on_changes(changes))
+
+        if inputs is not None:
+
+            def reject_input(lineno: int, field: str, reason: str) -> None:
+                summary.inputs_rejected += 1
+                record = {"file": "inputs", "line": lineno, "field": field, "reason": reason}
+                rejected.write(orjson.dumps(record, option=_DUMP))
+
+            pending.load(inputs, reject_input)
+        lineno = blank = 0
+        process, due = engine.process, policy.due
+        for lineno, line in enumerate(source, 1):
+            ev = parse_event(line)
+            if type(ev) is not Event:
+                assert isinstance(ev, EventError)
+                if not line.strip():
+                    blank += 1
+                    continue
+                summary.rejected += 1
+                rejected.write(orjson.dumps({"line": lineno, **ev.to_dict()}, option=_DUMP))
+                continue
+            ts = ev.ts
+            if pending.heap:
+                publish(pending.due(ts, policy))
+            changes = process(ev)
+            if changes:
+                emit(changes)
+            if due(ts):
+                publish(policy.advance(ts))
+            if ts > last_ts:
+                last_ts = ts
+        summary.lines = lineno
+        summary.events = lineno - summary.rejected - blank
+        emit(engine.flush())
+        publish(pending.due(last_ts, policy))
+        publish(policy.advance(last_ts))
+    summary.late_events = engine.late_events
+    summary.rollouts = len(engine.monitors)
+    report: dict[str, Any] = asdict(summary)
+    report["counters"] = {rid: m.counters for rid, m in sorted(engine.monitors.items())}
+    if engine.semantic is not None:  # embeddings sampled and embedded, shadow pairs and losses (issue 6)
+        report["semantic"] = engine.semantic.counters()
+    (out / "summary.json").write_bytes(orjson.dumps(report, option=_DUMP | orjson.OPT_INDENT_2))
+    return summary

@@ -1,1 +1,0 @@
-"""Alerts: rules over verdict signals, and the alert lifecycle (see :mod:`rollguard.policy`)."""

@@ -1,1 +1,0 @@
-"""Rollout commands: progression, safety rails, signatures, promotion (see :mod:`rollguard.policy`)."""

@@ -1,0 +1,1 @@
+"""Alerts: rules over verdict signals, and the alert lifecycle (see :mod:`rollguard.policy.policy`)."""

@@ -1,0 +1,1 @@
+"""Rollout commands: progression, safety rails, signatures, promotion (see :mod:`rollguard.policy.policy`)."""

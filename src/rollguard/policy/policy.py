@@ -1,0 +1,470 @@
+"""The policy: verdict changes in, alerts and commands out — the decider the replay and the worker feed.
+
+Pure and deterministic: it never reads the clock (time is the event time it is given), never reads the
+environment (the signing key is passed in), and its whole state is plain JSON-compatible data
+(:meth:`Policy.to_state` / :meth:`Policy.from_state`), bounded per rollout.
+
+The calls, in the order a driver makes them::
+
+    policy = Policy(config, signing_key=key)
+    out = policy.on_changes(engine.process(event))   # verdict changes of one batch
+    out += policy.advance(event.ts)                  # time-driven: resolves, repeats, expiries, digests
+    out += policy.on_ack(ack)                        # ack v1 from a controller (acks topic)
+    out += policy.on_operator(action)                # operator action (command v1, control topic)
+
+Each returns an :class:`Output`: alert v1 records (publish each to ``policy.topic_role(alert)``), command v1
+records (control topic, key = rollout_id) and audit records of what was done with acks and operator
+actions. ``advance`` is cheap when nothing is due, so it may be called for every event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rollguard.domain.cohorts import WHOLE, cohort_key
+from rollguard.domain.events import excerpt
+from rollguard.policy.alerts.manager import AlertBook, AlertState, DigestBuffer, Silence, parse_matchers
+from rollguard.policy.alerts.rules import evaluate
+from rollguard.policy.commands.planner import Planner, RolloutCommands
+from rollguard.policy.commands.signing import verify_command
+from rollguard.policy.signals import Override, SignalTable, change_fields
+from rollguard.settings.config import Config
+from rollguard.settings.policy import KIND_STATES
+
+OPERATOR_ACTIONS: Final = frozenset(
+    {
+        "acknowledge_alert",
+        "silence",
+        "unsilence",
+        "hold",
+        "release",
+        "override_verdict",
+        "approve",
+        "reject",
+    }
+)
+STATE_VERSION: Final = 1
+IDLE_ROLLOUT_S: Final = 7 * 86400.0
+MAX_SILENCES: Final = 1000
+
+
+@dataclass(slots=True)
+class Output:
+    """What one call produced, in the order it should be published."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: Output) -> Output:
+        self.alerts.extend(other.alerts)
+        self.commands.extend(other.commands)
+        self.audit.extend(other.audit)
+        return self
+
+    def __iadd__(self, other: Output) -> Output:
+        return self.extend(other)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.commands or self.audit)
+
+
+class Policy:
+    """Alert rules, alert lifecycle and rollout commands for every rollout."""
+
+    def __init__(
+        self, config: Config | None = None, *, signing_key: bytes | None = None, instance: str = "rollguard"
+    ) -> None:
+        self.config = config or Config()
+        self.signing_key = signing_key
+        self.instance = instance
+        self.book = AlertBook(self.config.alerts)
+        self.planner = Planner(self.config.commands, self.config.promotion, signing_key, instance)
+        self.tables: dict[str, SignalTable] = {}
+        self.now = -math.inf
+        self._next_due = math.inf
+        self._seen_actions: list[str] = []
+        self._hourly = any(ov.hours is not None for r in self.config.alerts.rules for ov in r.overrides)
+
+    # ------------------------------------------------------------------ inputs
+    def on_changes(self, changes: Iterable[Any]) -> Output:
+        """Fold verdict changes (objects or their dicts) in and re-evaluate the rollouts they touch."""
+        out = Output()
+        touched: set[str] = set()
+        for change in changes:
+            d = change_fields(change)
+            rid = str(d.get("rollout_id") or "")
+            if not rid:
+                continue
+            ts = d.get("ts")
+            if isinstance(ts, int | float) and math.isfinite(ts) and ts > self.now:
+                self.now = float(ts)
+            table = self.tables.get(rid)
+            if table is None:
+                table = self.tables[rid] = SignalTable(rid)
+            if table.apply(d) == "reset":
+                # The canary changed: its alerts resolve now, its command ladder starts again.
+                self.planner.reset(rid, table.generation, table.variant)
+                out += self._evaluate(rid, immediate=True)
+                out.audit.append(
+                    {
+                        "type": "rollout_reset",
+                        "rollout_id": rid,
+                        "at": self.now,
+                        "generation": table.generation,
+                    }
+                )
+            touched.add(rid)
+        for rid in sorted(touched):
+            out += self._evaluate(rid)
+        self._refresh_due()
+        return out
+
+    def due(self, now: float) -> bool:
+        """Move event time forward; True when :meth:`advance` has work (a cheap per-event check)."""
+        if now > self.now:
+            self.now = now
+        return self.now >= self._next_due
+
+    def advance(self, now: float) -> Output:
+        """Move event time forward; runs resolves, repeats, expiries, escalations and digests when due."""
+        if now > self.now:
+            self.now = now
+        if self.now < self._next_due:
+            return Output()
+        out = Output()
+        self.book.expire_silences(self.now)
+        for rid in sorted(self.tables):
+            out += self._evaluate(rid)
+        out.alerts.extend(self.book.digests_due(self.now))
+        self._evict_idle()
+        self._refresh_due()
+        return out
+
+    def on_ack(self, ack: Mapping[str, Any]) -> Output:
+        """Record a controller's ack v1; progression and unacked-command alerts follow from it."""
+        rid = ack.get("rollout_id")
+        cid = ack.get("command_id")
+        out = Output()
+        if not isinstance(rid, str) or not isinstance(cid, str) or rid not in self.planner.rollouts:
+            out.audit.append(
+                {
+                    "type": "ack",
+                    "command_id": str(cid),
+                    "rollout_id": str(rid),
+                    "at": self.now,
+                    "result": "ignored: unknown rollout or command",
+                }
+            )
+            return out
+        result = self.planner.ack(self.planner.rollouts[rid], ack, self.now)
+        out.audit.append(
+            {
+                "type": "ack",
+                "command_id": cid,
+                "rollout_id": rid,
+                "at": self.now,
+                "status": str(ack.get("status")),
+                "result": result,
+            }
+        )
+        if rid in self.tables:
+            out += self._evaluate(rid)
+        self._refresh_due()
+        return out
+
+    def on_operator(self, action: Mapping[str, Any]) -> Output:
+        """Apply an operator action (command v1 with an operator ``action``), recorded in the audit."""
+        out = Output()
+        kind = action.get("action")
+        cid = action.get("command_id")
+        rid = action.get("rollout_id")
+        by = action.get("issued_by")
+        audit: dict[str, Any] = {
+            "type": "operator",
+            "action": str(kind),
+            "command_id": str(cid),
+            "rollout_id": str(rid),
+            "by": str(by),
+            "at": self.now,
+        }
+        out.audit.append(audit)
+        problem = self._check_action(action)
+        if problem:
+            audit["result"] = f"rejected: {problem}"
+            return out
+        assert isinstance(rid, str) and isinstance(cid, str) and isinstance(by, str)
+        self._seen_actions = [*self._seen_actions[-999:], cid]
+        params = action.get("operator") or {}
+        if not isinstance(params, Mapping):
+            audit["result"] = "rejected: operator must be an object"
+            return out
+        result = self._apply_operator(str(kind), rid, cid, by, params, out)
+        audit["result"] = result
+        if result.startswith("ok") and rid in self.tables:
+            out += self._evaluate(rid)
+        self._refresh_due()
+        return out
+
+    def _check_action(self, action: Mapping[str, Any]) -> str:
+        kind = action.get("action")
+        if not isinstance(kind, str) or kind not in OPERATOR_ACTIONS:
+            return f"not an operator action: {excerpt(kind)}"
+        for name in ("command_id", "rollout_id", "issued_by"):
+            if not isinstance(action.get(name), str) or not action.get(name):
+                return f"{name} is required"
+        if action["command_id"] in self._seen_actions:
+            return "duplicate command_id"
+        if self.signing_key and self.config.commands.verify_operator_actions:
+            check = verify_command(action, self.signing_key, self.now if math.isfinite(self.now) else None)
+            if not check:
+                return f"signature check failed: {check.reason}"
+        return ""
+
+    def _apply_operator(
+        self, kind: str, rid: str, cid: str, by: str, p: Mapping[str, Any], out: Output
+    ) -> str:
+        now = self.now
+        until = p.get("until")
+        until_f = float(until) if isinstance(until, int | float) and math.isfinite(until) else None
+        if until_f is None and isinstance(p.get("duration_s"), int | float):
+            until_f = now + float(p["duration_s"])
+        if kind == "acknowledge_alert":
+            st = self.book.find(str(p.get("alert_id", "")))
+            if st is None:
+                return "rejected: unknown alert"
+            st.acknowledged_by = by
+            return f"ok: {st.alert_id} acknowledged"
+        if kind == "silence":
+            matchers = parse_matchers(p.get("matchers"))
+            if isinstance(matchers, str):
+                return f"rejected: {matchers}"
+            if until_f is None or until_f <= now:
+                return "rejected: a silence needs until (event time) or duration_s in the future"
+            if len(self.book.silences) >= MAX_SILENCES:
+                return "rejected: too many silences"
+            start = p.get("starts_at")
+            start_f = float(start) if isinstance(start, int | float) else now
+            comment = str(p.get("comment", ""))[:200]
+            self.book.silences[cid] = Silence(cid, matchers, start_f, until_f, by, comment)
+            return f"ok: silence {cid} until {until_f:.0f}"
+        if kind == "unsilence":
+            sid = str(p.get("silence_id", ""))
+            if self.book.silences.pop(sid, None) is None:
+                return "rejected: unknown silence"
+            return f"ok: silence {sid} expired"
+        rc = self.planner.rollout(rid)
+        if kind == "hold":
+            rc.hold = {"by": by, "at": now, "until": until_f, "comment": str(p.get("comment", ""))[:200]}
+            return "ok: automatic commands held"
+        if kind == "release":
+            rc.hold = None
+            return "ok: released"
+        if kind == "override_verdict":
+            return self._override(rid, by, p, until_f)
+        proposal = str(p.get("command_id", ""))
+        if kind == "approve":
+            rec = self.planner.approve(rc, proposal, by, now)
+            if isinstance(rec, str):
+                return f"rejected: {rec}"
+            self.book.link_command(rid, rc.commands[rec["command_id"]].fingerprints, rec["command_id"])
+            out.commands.append(rec)
+            return f"ok: {proposal} approved as {rec['command_id']}"
+        problem = self.planner.deny(rc, proposal, by)
+        return f"rejected: {problem}" if problem else f"ok: {proposal} denied"
+
+    def _override(self, rid: str, by: str, p: Mapping[str, Any], until: float | None) -> str:
+        table = self.tables.get(rid)
+        if table is None:
+            return "rejected: unknown rollout"
+        scope = p.get("scope")
+        cohort = cohort_key(scope) if isinstance(scope, Mapping) else str(p.get("cohort", WHOLE))
+        metric, verdict = p.get("metric"), p.get("verdict")
+        if not isinstance(metric, str) or verdict not in KIND_STATES["verdict"]:
+            return "rejected: override needs metric and verdict (insufficient, non_inferior, regressed)"
+        table.overrides[(cohort, metric)] = Override(cohort, metric, str(verdict), by, until)
+        return f"ok: {metric} in {cohort} overridden to {verdict}"
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, rid: str, *, immediate: bool = False) -> Output:
+        now = self.now
+        table = self.tables[rid]
+        table.expire_overrides(now)
+        rc = self.planner.rollout(rid)
+        out = Output()
+        for p in self.planner.tick(rc, now):
+            self.book.escalate(rid, p.fingerprints, "approval_expired")
+            out.audit.append(
+                {"type": "proposal_expired", "command_id": p.command_id, "rollout_id": rid, "at": now}
+            )
+        out_now = frozenset(
+            (st.rule, st.cohort) for st in self.book.alerts.get(rid, {}).values() if st.status == "firing"
+        )
+        conds = evaluate(self.config.alerts.rules, table, now, self.config.alerts, firing=out_now)
+        states = {s.key: table.state_of(s, now) for s in table.live()}
+        self.book.reconcile(rid, conds, states, now, immediate=immediate)
+        weight = self.config.rollout(rid).canary_weight
+        records = self.planner.plan(
+            rc, now, self.book.command_triggers(rid), self.book.active(rid), table, weight
+        )
+        for rec in records:
+            self.book.link_command(rid, rc.commands[rec["command_id"]].fingerprints, rec["command_id"])
+        # rollguard's own alerts state facts (acked or not): they resolve as soon as the fact changes.
+        self.book.reconcile(
+            rid, self.planner.system_conditions(rc, now), {}, now, system=True, immediate=True
+        )
+        out.alerts.extend(self.book.notify(rid, now))
+        out.commands.extend(records)
+        return out
+
+    def _refresh_due(self) -> None:
+        now = self.now
+        due = min(self.book.next_due(now), self.planner.next_due(now))
+        for table in self.tables.values():
+            for o in table.overrides.values():
+                if o.until is not None and o.until > now:
+                    due = min(due, o.until)
+        if self._hourly and math.isfinite(now):
+            due = min(due, (math.floor(now / 3600.0) + 1) * 3600.0)
+        self._next_due = due
+
+    def _evict_idle(self) -> None:
+        for rid in sorted(self.tables):
+            table = self.tables[rid]
+            rc = self.planner.rollouts.get(rid)
+            if self.now - table.last_ts < IDLE_ROLLOUT_S or self.book.active(rid):
+                continue
+            if rc is not None and rc.in_flight() is not None:
+                continue
+            del self.tables[rid]
+            self.book.drop_rollout(rid)
+            self.planner.rollouts.pop(rid, None)
+
+    # ------------------------------------------------------------------ views
+    def topic_role(self, alert: Mapping[str, Any]) -> str:
+        """The topic role (see ``topics/``) an alert record goes to: one topic per severity tier."""
+        return self.config.alerts.route(str(alert["severity"])).role
+
+    def status(self, rollout_id: str) -> dict[str, Any]:
+        """What an operator wants to see: firing alerts, commands and what controllers applied."""
+        rc = self.planner.rollouts.get(rollout_id) or RolloutCommands(rollout_id)
+        return {
+            "rollout_id": rollout_id,
+            "firing": [
+                {
+                    "alert_id": s.alert_id,
+                    "rule": s.rule,
+                    "cohort": s.cohort,
+                    "severity": s.severity,
+                    "suppressed": s.suppressed,
+                    "acknowledged_by": s.acknowledged_by,
+                }
+                for s in sorted(self.book.active(rollout_id), key=lambda s: s.starts_at)
+            ],
+            "commands": [
+                {
+                    "command_id": c.command_id,
+                    "action": c.action,
+                    "cohort": c.cohort,
+                    "status": c.status,
+                    "issued_at": c.issued_at,
+                    "applied_at": c.applied_at,
+                    "ack_reason": c.ack_reason,
+                    "approved_by": c.approved_by,
+                }
+                for c in sorted(rc.commands.values(), key=lambda c: c.issued_at)
+            ],
+            "disabled_scopes": sorted(rc.disabled),
+            "level": rc.level,
+            "weight": rc.weight,
+            "hold": rc.hold,
+            "healthy": self.tables[rollout_id].healthy(self.now) if rollout_id in self.tables else True,
+        }
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "now": self.now if math.isfinite(self.now) else None,
+            "tables": {rid: t.to_state() for rid, t in sorted(self.tables.items())},
+            "book": self.book.to_state(),
+            "planner": {rid: rc.to_state() for rid, rc in sorted(self.planner.rollouts.items())},
+            "seen_actions": list(self._seen_actions),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        config: Config,
+        state: Mapping[str, Any],
+        *,
+        signing_key: bytes | None = None,
+        instance: str = "rollguard",
+    ) -> Policy:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported policy state version {state.get('version')!r}")
+        p = cls(config, signing_key=signing_key, instance=instance)
+        p.now = -math.inf if state["now"] is None else float(state["now"])
+        p.tables = {rid: SignalTable.from_state(t) for rid, t in state["tables"].items()}
+        p.book = AlertBook.from_state(config.alerts, state["book"])
+        p.planner.rollouts = {rid: RolloutCommands.from_state(rc) for rid, rc in state["planner"].items()}
+        p._seen_actions = list(state["seen_actions"])
+        p._refresh_due()
+        return p
+
+    def export_rollout(self, rollout_id: str) -> dict[str, Any]:
+        """One rollout's state, for a store keyed by rollout (a Faust table co-partitioned with the events).
+
+        Silences and the operator-action dedup list are not per rollout: keep them with :meth:`to_state`
+        or under a key of their own (:meth:`export_shared`)."""
+        book = self.book
+        return {
+            "version": STATE_VERSION,
+            "rollout_id": rollout_id,
+            "table": self.tables[rollout_id].to_state() if rollout_id in self.tables else None,
+            "alerts": [st.to_state() for st in book.alerts.get(rollout_id, {}).values()],
+            "digest": (
+                {
+                    "period_start": book.digests[rollout_id].period_start,
+                    "entries": book.digests[rollout_id].entries,
+                }
+                if rollout_id in book.digests
+                else None
+            ),
+            "commands": self.planner.rollouts[rollout_id].to_state()
+            if rollout_id in self.planner.rollouts
+            else None,
+        }
+
+    def import_rollout(self, state: Mapping[str, Any]) -> None:
+        """Restore one rollout exported by :meth:`export_rollout` (replacing what this policy had of it)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported policy state version {state.get('version')!r}")
+        rid = str(state["rollout_id"])
+        if state["table"] is not None:
+            table = SignalTable.from_state(state["table"])
+            self.tables[rid] = table
+            if math.isfinite(table.last_ts) and table.last_ts > self.now:
+                self.now = table.last_ts
+        self.book.alerts[rid] = {raw["fingerprint"]: AlertState.from_state(raw) for raw in state["alerts"]}
+        if state["digest"] is not None:
+            d = state["digest"]
+            self.book.digests[rid] = DigestBuffer(float(d["period_start"]), dict(d["entries"]))
+        if state["commands"] is not None:
+            self.planner.rollouts[rid] = RolloutCommands.from_state(state["commands"])
+        self._refresh_due()
+
+    def export_shared(self) -> dict[str, Any]:
+        """What is not per rollout: operator silences and the ids of operator actions already applied."""
+        return {
+            "silences": [s.to_state() for s in self.book.silences.values()],
+            "seen_actions": self._seen_actions,
+        }
+
+    def import_shared(self, state: Mapping[str, Any]) -> None:
+        self.book.silences = {raw["silence_id"]: Silence(**raw) for raw in state["silences"]}
+        self._seen_actions = list(state["seen_actions"])
+        self._refresh_due()

@@ -89,6 +89,12 @@ def _gate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _controller_flagd(args: argparse.Namespace) -> int:
+    from rollguard.adapters.controller.consumer import run_flagd_controller
+
+    return run_flagd_controller(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rollguard.demo import run_demo
 
@@ -146,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(handler=_worker)
+
+    controller = sub.add_parser("controller", help="rollout controllers that apply rollguard's commands")
+    controller_sub = controller.add_subparsers(dest="controller_command", required=True, metavar="KIND")
+    flagd = controller_sub.add_parser(
+        "flagd", help="apply signed commands to an OpenFeature flagd flags file (JSON) and ack each one"
+    )
+    flagd.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    flagd.add_argument("--flags", required=True, help="the flagd flag definitions file (JSON) to edit")
+    flagd.add_argument("--key-file", required=True, help="file holding the HMAC key commands are signed with")
+    flagd.add_argument(
+        "--config", default=None, help="rollguard config file (YAML) with a controller: section"
+    )
+    flagd.add_argument(
+        "--accept-unsigned", action="store_true", help='also apply unsigned commands (signature "")'
+    )
+    flagd.add_argument(
+        "--state-dir",
+        default=None,
+        help="durable acks and sequences (default: .rollguard-controller/ beside --flags)",
+    )
+    flagd.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    flagd.add_argument("--log-level", default="info")
+    flagd.set_defaults(handler=_controller_flagd)
     return parser
 
 

@@ -149,7 +149,7 @@ class Config:
 # Sections other issues own (alerts, commands, embeddings…) are parsed by their modules; the loader
 # keeps them verbatim with their line table so those modules can report precise errors too.
 OPEN_SECTIONS: Final = frozenset(
-    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker"}
+    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller"}
 )
 
 

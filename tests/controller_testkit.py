@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,12 +18,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from openfeature import api
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 
+from rollguard.adapters.controller.consumer import ControllerTopics, serve
+from rollguard.adapters.controller.handler import FlagdFileController
+from rollguard.adapters.controller.state import ControllerState
+from rollguard.adapters.topic_contracts import TopicSpec
+from rollguard.adapters.topics_admin import apply_specs
 from rollguard.policy.commands.signing import signed
+from rollguard.settings.controller import ControllerSettings
 
 KEY = b"controller-test-key"
 ROLLOUT = "checkout-v2"
@@ -135,3 +143,92 @@ def evaluator(path: Path, flag_key: str = ROLLOUT) -> Iterator[FlagEvaluator]:
         yield ev
     finally:
         ev.close()
+
+
+# ---------------------------------------------------------------------------------------------- Kafka
+def make_topics(bootstrap: str, partitions: int = 3) -> ControllerTopics:
+    """Fresh control and acks topics for one test (the session broker is shared)."""
+    tag = uuid.uuid4().hex[:8]
+    control, acks = f"test.control.{tag}", f"test.acks.{tag}"
+    apply_specs(
+        bootstrap,
+        [
+            TopicSpec(control, "control", "t", partitions, 1, 3_600_000, "delete", "rollout_id", "x.json"),
+            TopicSpec(acks, "acks", "t", partitions, 1, 3_600_000, "delete", "rollout_id", "x.json"),
+        ],
+    )
+    return ControllerTopics(control, acks)
+
+
+class RunningController:
+    """``serve`` in a thread of the test process, stopped (and its state closed) by :meth:`stop`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: ControllerTopics,
+        flags: Path,
+        state_dir: Path,
+        *,
+        group_id: str | None = None,
+        **kw: Any,
+    ) -> None:
+        self.state = ControllerState(state_dir, flags.name)
+        controller = FlagdFileController(flags, KEY, ControllerSettings(), self.state, **kw)
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        group = group_id or f"controller-test-{uuid.uuid4().hex[:8]}"
+
+        def run() -> None:
+            try:
+                serve(controller, bootstrap, topics, group, self.stop_event, poll_timeout_ms=100)
+            except BaseException as exc:
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True, name="controller-under-test")
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "controller did not stop"
+        self.state.close()
+        if self.error is not None:
+            raise self.error
+
+
+class CommandLink:
+    """The rollguard side of the topics: produce commands, read acks (from the start of the topic)."""
+
+    def __init__(self, bootstrap: str, topics: ControllerTopics) -> None:
+        self.topics = topics
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        parts = self.consumer.partitions_for_topic(topics.acks) or set()
+        tps = [TopicPartition(topics.acks, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_beginning(*tps)
+        self.acks: list[dict[str, Any]] = []
+
+    def send(self, record: dict[str, Any] | bytes, key: str = ROLLOUT) -> None:
+        value = record if isinstance(record, bytes) else json.dumps(record).encode()
+        self.producer.send(self.topics.control, key=key.encode(), value=value).get(timeout=30)
+
+    def acks_for(self, command_id: str, count: int = 1, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+        """The first ``count`` acks of ``command_id`` (waiting for them)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [a for a in self.acks if a["command_id"] == command_id]
+            if len(found) >= count:
+                return found[:count]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} ack(s) for {command_id} after {timeout_s} s")
+            for records in self.consumer.poll(timeout_ms=100).values():
+                self.acks.extend(json.loads(r.value) for r in records)
+
+    def ack(self, record: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        return self.acks_for(record["command_id"], 1, timeout_s)[0]
+
+    def close(self) -> None:
+        self.producer.close()
+        self.consumer.close()

@@ -38,6 +38,13 @@ def test_a_correctly_signed_command_passes_and_any_change_after_signing_does_not
     assert admission.check_signature(forged, KEY, accept_unsigned=False) is not None
 
 
+@pytest.mark.parametrize("signature", ["é" * 64, "ABCDEF" * 10 + "ABCD", "00", 7])
+def test_a_signature_that_is_not_lowercase_hex_sha256_is_refused_without_raising(signature: object) -> None:
+    c = {**command("rollback"), "signature": signature}
+    r = admission.check_signature(c, KEY, accept_unsigned=True)
+    assert r is not None and r.reason_code == "unauthorized"
+
+
 def test_unsigned_commands_are_refused_unless_the_controller_accepts_them() -> None:
     c = command("rollback", key=None)
     assert c["signature"] == ""

@@ -17,6 +17,7 @@ The order of the checks is the safety argument:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -42,6 +43,7 @@ OPERATOR_ACTIONS: Final = frozenset(
     }
 )
 WEIGHTED_ACTIONS: Final = frozenset({"reduce_weight", "promote"})
+_HEX_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,9 @@ def check_signature(record: Mapping[str, Any], key: bytes, *, accept_unsigned: b
     sig = record.get("signature")
     if isinstance(sig, str) and sig == "" and accept_unsigned:
         return None
+    if isinstance(sig, str) and sig and not _HEX_SHA256.fullmatch(sig):
+        # checked here: verify_command's compare_digest raises on non-ASCII text (a poison message)
+        return Refusal("unauthorized", f"signature is not a hex HMAC-SHA256: {excerpt(sig)}")
     verdict = verify_command(record, key)
     if verdict.ok:
         return None

@@ -18,10 +18,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from kafka.consumer import KafkaConsumer
@@ -56,7 +54,6 @@ def serve(
     stop: threading.Event,
     *,
     poll_timeout_ms: int = 200,
-    on_ack: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Answer commands until ``stop`` is set; offsets are committed message by message after the ack."""
     consumer = KafkaConsumer(
@@ -81,8 +78,6 @@ def serve(
                     if ack is not None:
                         key = str(ack["rollout_id"]).encode()
                         producer.send(topics.acks, key=key, value=orjson.dumps(ack)).get(timeout=30)
-                        if on_ack is not None:
-                            on_ack(ack)
                     consumer.commit({tp: OffsetAndMetadata(rec.offset + 1, "", -1)})
     finally:
         producer.close(timeout=10)

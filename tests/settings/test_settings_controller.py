@@ -37,7 +37,8 @@ def test_the_checked_in_example_maps_a_rollout_to_its_flag_variants_and_context_
 def test_a_rollout_context_key_overrides_the_section_default_for_that_rollout_only(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(
-        "controller:\n  context_keys: {tenant: tenantId}\n  rollouts:\n    r1:\n      context_keys: {tenant: org}\n"
+        "controller:\n  context_keys: {tenant: tenantId}\n"
+        "  rollouts:\n    r1:\n      context_keys: {tenant: org}\n"
     )
     settings = load_controller_settings(path)
     assert settings.mapping("r1").context_key("tenant") == "org"

@@ -215,6 +215,15 @@ def test_rollback_removes_targeting_whose_outcomes_are_computed() -> None:
     assert evaluate(edit.document, "u1", preferred_variant="canary") == "control"
 
 
+def test_rollback_needs_only_the_control_variant_and_never_refuses_a_split_it_cannot_read() -> None:
+    doc = canary_flags()
+    doc["flags"][FLAG]["targeting"] = {"fractional": [["canary", 0.5], ["control", 0.5]]}
+    edit = applied(doc, cmd("rollback"), FlagMapping(FLAG, canary="no-such-variant"))
+    assert edit.document["flags"][FLAG]["targeting"] == {} and evaluate(edit.document, "u1") == "control"
+    r = refused(doc, cmd("reduce_weight", target_weight=0.05))
+    assert r.reason_code == "invalid" and "whole numbers" in r.reason
+
+
 def test_pause_freezes_the_split_against_weight_changes_but_not_against_taking_exposure_away() -> None:
     pause = cmd("pause")
     paused = applied(canary_flags(), pause)

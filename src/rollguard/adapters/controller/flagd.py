@@ -37,6 +37,7 @@ the command's ``expected_version``. Both are checked only when the edit would ch
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -101,11 +102,13 @@ def version_text(value: Any) -> str | None:
 def bumped(value: Any) -> str | int:
     """The next version: an integer + 1, a string's trailing number + 1 (zero padding kept), else ``"1"``.
 
-    >>> [bumped(v) for v in (None, 7, "7", "v7", "2026-01-009", "beta", "")]
-    ['1', 8, '8', 'v8', '2026-01-010', 'beta.1', '1']
+    >>> [bumped(v) for v in (None, 7, "7", "v7", "2026-01-009", "beta", "", 3.0, 1.5)]
+    ['1', 8, '8', 'v8', '2026-01-010', 'beta.1', '1', '4', '1.6']
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return value + 1
+    if isinstance(value, float) and math.isfinite(value):
+        return bumped(version_text(value))
     if isinstance(value, str) and value:
         m = _TRAILING_NUMBER.fullmatch(value)
         if m:
@@ -125,7 +128,10 @@ def _edit(document: Mapping[str, Any], command: RolloutCommand, m: FlagMapping) 
     variants = flag.get("variants")
     if not isinstance(variants, dict):
         raise _invalid(f"flag {m.flag!r} has no variants")
-    for role, name in (("control", m.control), ("canary", m.canary)):
+    needed = [("control", m.control)]
+    if command.action in ("reduce_weight", "promote"):  # taking exposure away needs only the control
+        needed.append(("canary", m.canary))
+    for role, name in needed:
         if name not in variants:
             known = ", ".join(sorted(map(str, variants)))
             raise _invalid(f"flag {m.flag!r} has no {role} variant {name!r} (variants: {known})")
@@ -351,7 +357,10 @@ def _all_control(node: Any, m: FlagMapping) -> Any:
                     out[i] = _all_control(args[i], m)
             return {op: out}
         if op == "fractional" and isinstance(args, list):
-            head, entries = _entries(args, m.flag)
+            try:
+                head, entries = _entries(args, m.flag)
+            except _Refused:
+                raise _Computed from None  # weights we cannot read: a rollback removes the targeting
             total = max(1, sum(w for _, w in entries))
             rewritten: list[Any] = [[v, total if v == m.control else 0] for v, _ in entries]
             if m.control not in [v for v, _ in entries]:

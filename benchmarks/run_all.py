@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "detection": ("detection_bench.py", ["--aa", "20", "--seeds", "3", "--post", "4"]),
     "scenarios": ("replay_scenarios.py", []),
     "embeddings": ("embeddings_bench.py", ["--runs", "5", "--delay-runs", "3", "--texts", "128"]),
+    "bridge": ("bridge_bench.py", ["--alerts", "200"]),
 }
 
 

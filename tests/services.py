@@ -296,16 +296,17 @@ def am_silence(url: str, matchers: dict[str, str], *, minutes: float = 60.0, com
 
 
 def metric_value(url: str, name: str, **labels: str) -> float:
-    """One sample of a Prometheus-format ``/metrics`` page (0 when absent)."""
+    """The sum of the samples of a Prometheus-format ``/metrics`` page that carry ``labels``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+    return sum(
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def _rfc3339(ts: float) -> str:
@@ -405,3 +406,99 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[list[str]], Service]]:
     finally:
         for service in started:
             service.stop()
+
+
+# ---------------------------------------------------------------------------------- recording proxy
+
+
+@dataclass(frozen=True)
+class Post:
+    """One request that went through the proxy: what was sent and what the client was answered."""
+
+    path: str
+    body: Any
+    status: int
+    at: float  # time.monotonic()
+
+
+class RecordingProxy:
+    """An HTTP proxy in front of a real service that records every POST and its answer.
+
+    It can also answer in the service's place, to put the client through what the real service says
+    in cases a test cannot provoke on demand: ``fail_next(n, 503)`` (an overloaded Alertmanager) or
+    ``refuse(predicate, 400, message)`` for a body holding an alert the predicate picks (the answer
+    Alertmanager gives an alert it finds malformed). Everything else is forwarded as it is.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.posts: list[Post] = []
+        self._lock = threading.Lock()
+        self._fail: list[int] = []
+        self._refuse: tuple[Callable[[dict[str, Any]], bool], int, str] | None = None
+        self.delay_s = 0.0  # added before every answer: a slow Alertmanager
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                time.sleep(proxy.delay_s)
+                status, answer = proxy._answer(self.path, raw)
+                with proxy._lock:
+                    proxy.posts.append(Post(self.path, json.loads(raw or b"null"), status, time.monotonic()))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="recording-proxy", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        with self._lock:
+            self._fail.extend([status] * n)
+
+    def refuse(self, predicate: Callable[[dict[str, Any]], bool], status: int, message: str) -> None:
+        self._refuse = (predicate, status, message)
+
+    def _answer(self, path: str, raw: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            if self._fail:
+                return self._fail.pop(0), b'"injected failure"'
+        if self._refuse is not None:
+            predicate, status, message = self._refuse
+            body = json.loads(raw or b"null")
+            if isinstance(body, list) and any(predicate(alert) for alert in body):
+                return status, json.dumps(message).encode()
+        request = urllib.request.Request(
+            f"{self.target}{path}", data=raw, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            return 502, json.dumps(f"proxy: {exc}").encode()
+
+    def alert_posts(self) -> list[Post]:
+        with self._lock:
+            return [p for p in self.posts if p.path == "/api/v2/alerts"]
+
+    def posted_alerts(self, *, accepted_only: bool = True) -> list[dict[str, Any]]:
+        """Every alert posted, in order (each post's alerts in their order)."""
+        return [a for p in self.alert_posts() if not accepted_only or p.status == 200 for a in p.body]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -35,8 +35,9 @@ disagree with them; the rebuild follows partition ownership exactly when several
 group; and it costs one read of the retained alerts (30 days by contract), which are few — a few per
 rollout and day. The limit: an alert firing without a single new record for longer than the
 retention (repeats are sent every repeat interval unless acknowledged) is no longer re-posted. A new
-group (no committed offset) rebuilds from the whole topic and starts at its end: it delivers the alerts
-firing now, not a month of history.
+group (no committed offset) rebuilds from the whole topic and starts at its end, which it commits at
+once: it delivers the alerts firing now, not a month of history, and a crash before its first delivery
+does not skip what arrived meanwhile.
 """
 
 from __future__ import annotations
@@ -198,6 +199,9 @@ class AlertmanagerBridge:
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # unused: every assigned partition is positioned by _rebuild
             max_poll_records=self.settings.max_batch,
+            # A bridge that died hands its partitions over after 10 s (the client's default is 45 s).
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
         )
         self._consumer = consumer
         self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", client_id=WORKER_NAME)
@@ -210,11 +214,11 @@ class AlertmanagerBridge:
             while not self.stop.is_set():
                 if self._to_rebuild:
                     self._rebuild()
+                if time.monotonic() >= self._next_repost:  # first, so a rebuilt state is posted at once
+                    self._repost()
                 messages = self._take_backlog() or self._poll(self._poll_timeout_s())
                 if messages:
                     self._deliver(messages)
-                if time.monotonic() >= self._next_repost:
-                    self._repost()
         except Stopping:
             log.info("bridge: stopping with a batch not accepted yet; it is not committed")
         finally:
@@ -263,12 +267,22 @@ class AlertmanagerBridge:
                     parsed.status,
                 )
             items.append(_Item(message, parsed, plan))
-        for item, detail in self._post_items(items):
+        refused = self._post_items(items)
+        for item, detail in refused:
             self.book.undo(item.plan, item.record)
             reason = f"alertmanager refused it: {detail}"
             dead.append((item.message, EventError("", reason, item.record.alert_id)))
         self._dead_letter(dead)
         self.stats.records += sum(1 for m in messages if self._keep(m))
+        refused_ids = {id(item) for item, _ in refused}
+        self.stats.resolves += sum(
+            1
+            for i in items
+            if i.record.status == "resolved"
+            and i.plan.posts
+            and self._keep(i.message)
+            and id(i) not in refused_ids
+        )
         self._commit(messages)
         if self._next_repost == float("inf") and self.book.firing:
             self._next_repost = time.monotonic() + self.settings.repost_interval_s
@@ -468,10 +482,18 @@ class AlertmanagerBridge:
         t0 = time.monotonic()
         ends = consumer.end_offsets(tps)
         targets: dict[TopicPartition, int] = {}
+        fresh: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp in tps:
             committed = consumer.committed(tp)
             targets[tp] = committed if committed is not None else ends[tp]
+            if committed is None:
+                fresh[tp] = OffsetAndMetadata(ends[tp], "", -1)
         folded = self._fold(targets)
+        if fresh:
+            # A partition this group never read starts at its end, and that start is committed at
+            # once: otherwise a bridge that dies before its first commit there would come back to
+            # "no committed offset", start at the (then later) end and skip what arrived meanwhile.
+            consumer.commit(fresh)
         for tp, offset in targets.items():
             consumer.seek(tp, offset)
         consumer.resume(*[tp for tp in tps if tp in self._owned])
@@ -543,10 +565,10 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
 
     from rollguard.settings.config import ConfigError, load_config
 
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = getattr(logging, str(args.log_level).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("kafka", "httpx", "httpcore"):  # a line per request or connection: only at debug
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -75,8 +75,8 @@ class Service:
 
     def start(self, timeout: float = 60.0, attempts: int = 3) -> Service:
         """Start and wait until ready. A first start takes a free port (another one if that port was
-        taken meanwhile); a restart keeps its port."""
-        if self.starts:
+        taken meanwhile) unless one was given; a restart keeps its port."""
+        if self.starts or self.port:
             self._start_once(timeout)
         else:
             for attempt in range(attempts):

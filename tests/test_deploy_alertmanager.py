@@ -38,7 +38,7 @@ def test_alertmanager_runs_the_file_as_the_readme_starts_it_and_pages_oncall_for
         f"--config.file={DEPLOY_ALERTMANAGER.relative_to(ROOT)}" in argv
         and "--cluster.listen-address=" in argv
     )
-    service = Service("alertmanager-readme", lambda _port: argv, tmp_path, port=port, starts=1)
+    service = Service("alertmanager-readme", lambda _port: argv, tmp_path, port=port)
     service.start()
     try:
         alerts = [

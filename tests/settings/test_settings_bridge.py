@@ -97,3 +97,18 @@ def test_parse_bridge_takes_any_locator() -> None:
 
     with pytest.raises(ValueError, match=r"^bridge\.alertmanager\.max_batch: must be positive"):
         parse_bridge({"alertmanager": {"max_batch": 0}}, Loc())
+
+
+def test_the_readme_and_module_examples_are_valid_bridge_sections() -> None:
+    import re
+
+    import rollguard.settings.bridge as module
+    from readme import README
+
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S) if "bridge:" in b]
+    assert len(blocks) == 1
+    example = module.__doc__.split("Example::", 1)[1] if module.__doc__ else ""
+    for text in (blocks[0], "\n".join(line[4:] for line in example.splitlines())):
+        am = parse_config(text, source="example").bridge.alertmanager
+        assert am.worker_url == "http://rollguard-worker:6066"
+        assert am.repost_interval_s == 60.0

@@ -26,18 +26,18 @@ Delivery rules:
   Alertmanager or not: the bridge never asks Alertmanager whether a resolve is wanted.
 
 State after a restart: the set of firing alerts to re-post is **rebuilt from the alert topics
-themselves**. When partitions are assigned, each is read from its beginning up to the group's
-committed offset and folded through the same :class:`DeliveredAlerts` the live path uses (posting
-nothing), then consumption resumes at the committed offset and the rebuilt firing alerts are posted at
-once. Why not a compacted state topic of our own: the alert topics already are the record of what was
-delivered (everything before the committed offset was accepted), so a second copy could only
-disagree with them; the rebuild follows partition ownership exactly when several bridges share the
-group; and it costs one read of the retained alerts (30 days by contract), which are few — a few per
-rollout and day. The limit: an alert firing without a single new record for longer than the
-retention (repeats are sent every repeat interval unless acknowledged) is no longer re-posted. A new
-group (no committed offset) rebuilds from the whole topic and starts at its end, which it commits at
-once: it delivers the alerts firing now, not a month of history, and a crash before its first delivery
-does not skip what arrived meanwhile.
+themselves**. When partitions are assigned, each is read from its beginning up to the group's committed
+offset and folded through the same :class:`DeliveredAlerts` the live path uses (posting nothing), then
+consumption resumes at the committed offset and the rebuilt firing alerts are posted at once. Why not a
+compacted state topic of our own: the alert topics already are the record of what was delivered
+(everything before the committed offset was accepted), so a second copy could only disagree with them;
+the rebuild follows partition ownership exactly when several bridges share the group; and it costs one
+read of the retained alerts (30 days by contract), which are few next to events (a firing alert repeats
+at most once per repeat interval, an hour for critical). The limit: an alert firing without a single new
+record for longer than the retention (repeats are sent every repeat interval unless acknowledged) is no
+longer re-posted. A new group (no committed offset) rebuilds from the whole topic and starts at its end,
+which it commits at once: it delivers the alerts firing now, not a month of history, and a crash before
+its first delivery does not skip what arrived meanwhile.
 """
 
 from __future__ import annotations

@@ -460,3 +460,31 @@ def test_a_killed_bridge_loses_nothing(
     resolves = [a["labels"]["rollout"] for a in proxy.posted_alerts() if "endsAt" in a]
     expected = {variant(firing, i)["rollout_id"] for i in range(0, 60, 2)}
     assert set(resolves) == expected, (sorted(set(resolves) - expected), sorted(expected - set(resolves)))
+
+
+def test_the_bridge_refuses_to_start_on_a_bad_url_config_or_contracts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rollguard.cli import main
+
+    base = ["bridge", "alertmanager", "--bootstrap", "127.0.0.1:9", "--url", "http://127.0.0.1:9"]
+    assert main([*base[:-1], "alertmanager:9093"]) == 2
+    assert "--url must be Alertmanager's http(s) URL" in capsys.readouterr().err
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("bridge:\n  alertmanager:\n    repost_interval_s: -1\n")
+    assert main([*base, "--config", str(bad)]) == 2
+    assert f"{bad}:3: bridge.alertmanager.repost_interval_s: must be at least 0" in capsys.readouterr().err
+
+    topics_dir = tmp_path / "topics"
+    (topics_dir / "schemas").mkdir(parents=True)
+    src = default_topics_dir()
+    for schema in (src / "schemas").iterdir():
+        (topics_dir / "schemas" / schema.name).write_bytes(schema.read_bytes())
+    for path in src.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if doc["role"] == "alerts.info":
+            doc["partitions"] = 6
+        (topics_dir / path.name).write_text(yaml.safe_dump(doc))
+    assert main([*base, "--topics-dir", str(topics_dir)]) == 2
+    assert "the alert topics must have the same number of partitions" in capsys.readouterr().err

@@ -59,6 +59,7 @@ import jsonschema
 import orjson
 from kafka.consumer.group import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.producer.kafka import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -100,6 +101,15 @@ class BridgeTopics:
     @classmethod
     def from_contracts(cls, specs: list[TopicSpec], topics_dir: Path) -> BridgeTopics:
         alert_specs = [topic_for_role(specs, role) for role in ALERT_ROLES]
+        counts = {s.name: s.partitions for s in alert_specs}
+        if len(set(counts.values())) != 1:
+            # Key = rollout_id puts a rollout on the same partition number of each topic only when the
+            # counts agree; the range assignor then gives those partitions to the same bridge, which
+            # must see an alert's records on every topic (a raised severity moves it to another one).
+            raise TopicContractError(
+                f"the alert topics must have the same number of partitions, got {counts}: then a rollout's "
+                "alerts of every severity are read by one bridge of a group"
+            )
         schema_path = alert_specs[0].schema_path(topics_dir)
         try:
             schema = json.loads(schema_path.read_text(encoding="utf-8"))
@@ -199,6 +209,9 @@ class AlertmanagerBridge:
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # unused: every assigned partition is positioned by _rebuild
             max_poll_records=self.settings.max_batch,
+            # Partition n of every alert topic to the same member: one rollout's alerts of any severity
+            # (same key, same partition number) meet in one bridge when several share the group.
+            partition_assignment_strategy=(RangePartitionAssignor,),
             # A bridge that died hands its partitions over after 10 s (the client's default is 45 s).
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,

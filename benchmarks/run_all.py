@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "scenarios": ("replay_scenarios.py", []),
     "embeddings": ("embeddings_bench.py", ["--runs", "5", "--delay-runs", "3", "--texts", "128"]),
     "controller": ("controller_bench.py", ["--commands", "100"]),
+    "bridge": ("bridge_bench.py", ["--alerts", "200"]),
 }
 
 

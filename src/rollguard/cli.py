@@ -21,6 +21,12 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(args)
 
 
+def _bridge_alertmanager(args: argparse.Namespace) -> int:
+    from rollguard.adapters.alertmanager_bridge import run_bridge_alertmanager
+
+    return run_bridge_alertmanager(args)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from rollguard.adapters.replay import replay
     from rollguard.settings.config import ConfigError, load_config
@@ -175,6 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
     flagd.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     flagd.add_argument("--log-level", default="info")
     flagd.set_defaults(handler=_controller_flagd)
+    bridge = sub.add_parser("bridge", help="deliver the alert topics to another system")
+    bridge_sub = bridge.add_subparsers(dest="bridge_command", required=True, metavar="TARGET")
+    am = bridge_sub.add_parser(
+        "alertmanager",
+        help="post the alert topics to Alertmanager's v2 API (re-posts firing, never drops a resolve)",
+    )
+    am.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    am.add_argument("--url", required=True, help="Alertmanager's base URL, e.g. http://alertmanager:9093")
+    am.add_argument(
+        "--config", default=None, help="rollguard config file (YAML): the bridge.alertmanager section"
+    )
+    am.add_argument(
+        "--group-id",
+        default=None,
+        help="consumer group (default: bridge.alertmanager.group_id, rollguard-bridge-alertmanager)",
+    )
+    am.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    am.add_argument("--log-level", default="info")
+    am.set_defaults(handler=_bridge_alertmanager)
     return parser
 
 

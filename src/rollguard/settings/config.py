@@ -29,6 +29,7 @@ from typing import Any, Final
 import yaml
 
 from rollguard.domain.metrics import BUILTIN_METRICS, QUALITY_DEFAULT_MARGIN, MetricSpec, quality_metric
+from rollguard.settings.bridge import BridgeSettings, parse_bridge
 from rollguard.settings.checks import mapping, number, only
 from rollguard.settings.embeddings import EmbeddingSettings, ShadowSettings, parse_embeddings, parse_shadow
 from rollguard.settings.policy import (
@@ -130,6 +131,7 @@ class Config:
     commands: CommandSettings = field(default_factory=CommandSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
         return self.rollouts.get(rollout_id) or self.rollouts.get("*") or RolloutSettings()
@@ -149,7 +151,7 @@ class Config:
 # Sections other issues own (alerts, commands, embeddings…) are parsed by their modules; the loader
 # keeps them verbatim with their line table so those modules can report precise errors too.
 OPEN_SECTIONS: Final = frozenset(
-    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller"}
+    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller", "bridge"}
 )
 
 
@@ -250,6 +252,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         commands=parse_commands(data.get("commands"), loc),
         promotion=parse_promotion(data.get("promotion"), loc),
         gate=parse_gate(data.get("gate"), loc),
+        bridge=parse_bridge(data.get("bridge"), loc),
     )  # fmt: skip
 
 

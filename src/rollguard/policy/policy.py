@@ -31,8 +31,8 @@ from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
 from rollguard.policy.signals import Override, SignalTable, change_fields
+from rollguard.settings.alerts import KIND_STATES
 from rollguard.settings.config import Config
-from rollguard.settings.policy import KIND_STATES
 
 OPERATOR_ACTIONS: Final = frozenset(
     {

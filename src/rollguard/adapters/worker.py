@@ -36,6 +36,7 @@ import faust
 from rollguard.adapters import dead_letter
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
 from rollguard.domain.events import Event, EventError, parse_event
+from rollguard.settings.worker import WorkerSettings
 
 log = logging.getLogger("rollguard.worker")
 
@@ -294,49 +295,13 @@ def _raw_bytes(value: Any) -> bytes | None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """The ``worker:`` section of the rollguard config file (all optional)."""
-
-    web_enabled: bool = True
-    web_port: int = 6066
-    web_bind: str = "0.0.0.0"
-    processing_guarantee: str = "at_least_once"
-    replication: int = 1
-
-
-def parse_worker_section(section: Any, source: str = "<config>") -> WorkerConfig:
-    """Validate the ``worker:`` section (:mod:`rollguard.settings.config` validates the rest of the file)."""
-    if section is None:
-        return WorkerConfig()
-    if not isinstance(section, dict):
-        raise ValueError(f"{source}: worker: must be a mapping")
-    defaults = WorkerConfig()
-    known = set(WorkerConfig.__dataclass_fields__)
-    for key, value in section.items():
-        if key not in known:
-            raise ValueError(
-                f"{source}: worker.{key}: unknown setting (expected one of: {', '.join(sorted(known))})"
-            )
-        want = type(getattr(defaults, key))
-        if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
-            raise ValueError(f"{source}: worker.{key}: must be {want.__name__}, got {value!r}")
-    if section.get("processing_guarantee", defaults.processing_guarantee) not in {
-        "at_least_once",
-        "exactly_once",
-    }:
-        raise ValueError(f"{source}: worker.processing_guarantee: must be at_least_once or exactly_once")
-    return WorkerConfig(**section)
-
-
-def load_worker_config(path: str | None) -> WorkerConfig:
+def load_worker_config(path: str | None) -> WorkerSettings:
     """Validate the whole config file (a bad config fails at start) and return its worker settings."""
     if path is None:
-        return WorkerConfig()
+        return WorkerSettings()
     from rollguard.settings.config import load_config
 
-    config = load_config(path)
-    return parse_worker_section(config.extra_sections.get("worker"), path)
+    return load_config(path).worker
 
 
 def _actual_partitions(bootstrap: str, names: list[str]) -> dict[str, int]:

@@ -115,6 +115,18 @@ def test_a_restored_state_saves_identically_and_decides_identically() -> None:
     assert orjson.dumps(restored.to_state()) == orjson.dumps(engine.to_state())
 
 
+def test_a_state_saved_before_the_whole_rollout_has_a_history_restores() -> None:
+    """The whole rollout's cohort is "born" at its first read (-inf before): JSON carries that as null."""
+    events = stream()[:3000]  # a few batches, fewer than min_samples control requests read yet
+    engine = Engine()
+    run(engine, events[:60], promote_at=float("inf"))
+    state = orjson.loads(orjson.dumps(engine.to_state()))
+    (monitor,) = state["monitors"].values()
+    assert monitor["registry"]["cohorts"][0]["born"] is None
+    restored = Engine.from_state(state)
+    assert run(restored, events[60:], float("inf")) == run(engine, events[60:], float("inf"))
+
+
 if __name__ == "__main__":
     engine, _, _ = saved_engine()
     GOLDEN.parent.mkdir(exist_ok=True)

@@ -33,7 +33,7 @@ from typing import Final, Literal
 MetricKind = Literal["rate", "mean", "quantile"]
 Family = Literal["guardrail", "latency", "quality", "cost"]
 
-# Columns of the per-batch event table that metrics read (see rollguard.detect.batch).
+# Columns of the per-batch event table that metrics read (see rollguard.detect.batch_columns).
 CONTINUOUS_FIELDS: Final = ("latency_ms", "ttft_ms", "tpot_ms", "tokens_out", "cost_usd")
 TAIL_FIELDS: Final = ("latency_ms", "ttft_ms", "tpot_ms")
 RATE_FIELDS: Final = ("error", "timeout", "refusal", "format_invalid")

@@ -10,6 +10,7 @@ from core_traffic import request
 from rollguard.detect.arrays import RolloutArrays
 from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL, EventColumns
 from rollguard.detect.membership import CohortMembership
+from rollguard.domain.events import Event
 from rollguard.domain.metrics import BUILTIN_METRICS, quality_metric
 from rollguard.settings.config import SegmentSettings
 
@@ -17,7 +18,7 @@ LATENCY = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.mean")
 ERRORS = next(m for m in BUILTIN_METRICS if m.name == "error_rate")
 
 
-def fold(arrays: RolloutArrays, events: list, control_frozen: bool = False) -> None:  # type: ignore[type-arg]
+def fold(arrays: RolloutArrays, events: list[Event], control_frozen: bool = False) -> None:
     membership = CohortMembership(SegmentSettings(), 32)
     cols = EventColumns.of(events)
     rows, members, touched = membership.of_batch(cols, 100.0)
@@ -58,7 +59,7 @@ def test_after_promotion_control_stragglers_never_reach_the_frozen_statistics() 
     assert (arrays.counts[:, ARM_CONTROL] == before[:, ARM_CONTROL]).all()
     assert arrays.read(LATENCY, ARM_CONTROL)[1][0] == 100.0
     assert arrays.read(LATENCY, ARM_CANARY)[1][0] == 500.0
-    assert arrays.hists["latency_ms"][0][ARM_CONTROL].count == 1  # type: ignore[index]
+    assert arrays.hist("latency_ms", 0, ARM_CONTROL).count == 1
 
 
 def test_growing_keeps_every_slot_and_forgetting_clears_one() -> None:
@@ -84,11 +85,11 @@ def test_quality_keys_beyond_the_budget_are_refused_and_counted() -> None:
 def test_promotion_hands_over_the_control_histograms_and_clears_the_canary() -> None:
     arrays = RolloutArrays(max_quality_keys=4)
     fold(arrays, [request(0.0, latency_ms=100.0), request(1.0, "canary", latency_ms=300.0)])
-    control = arrays.hists["latency_ms"][0][ARM_CONTROL]  # type: ignore[index]
+    control = arrays.hist("latency_ms", 0, ARM_CONTROL)
     frozen = arrays.restart_canary()
     assert frozen[(0, "latency_ms")] is control
     assert arrays.counts[:, ARM_CANARY].sum() == 0 and arrays.counts[0, ARM_CONTROL, 0] == 1
-    assert arrays.hists["latency_ms"][0][ARM_CANARY].count == 0  # type: ignore[index]
+    assert arrays.hist("latency_ms", 0, ARM_CANARY).count == 0
 
 
 def test_the_arrays_survive_a_state_round_trip() -> None:

@@ -13,7 +13,7 @@ from rollguard.detect.mean_tests import REGRESSED, MeanTests
 from rollguard.detect.onset_checks import MeanOnset, TailOnset
 from rollguard.detect.slot_change import SlotChange
 from rollguard.detect.tail_tests import TailTests
-from rollguard.domain.metrics import BUILTIN_METRICS, TAIL_FIELDS
+from rollguard.domain.metrics import BUILTIN_METRICS, TAIL_FIELDS, MetricSpec
 from rollguard.settings.config import Config
 
 ERRORS = next(m for m in BUILTIN_METRICS if m.name == "error_rate")
@@ -21,7 +21,7 @@ LATENCY = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.mean")
 P95 = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.p95")
 
 
-def watched(spec=ERRORS) -> tuple[RolloutArrays, MeanTests, MeanOnset]:  # type: ignore[no-untyped-def]
+def watched(spec: MetricSpec = ERRORS) -> tuple[RolloutArrays, MeanTests, MeanOnset]:
     """Both arms with a long, equal history (1% errors, latency 400 ± 100 ms) in every slot."""
     arrays = RolloutArrays(max_quality_keys=4)
     for arm, n in ((ARM_CONTROL, 20000), (ARM_CANARY, 2000)):
@@ -47,7 +47,7 @@ def batch(cap: int, control: tuple[int, float], canary: tuple[int, float]) -> Ba
     return BatchArrays(counts, moments, {}, {})
 
 
-def run(spec, control_shift: float, canary_shift: float, cells: int = 40) -> list[SlotChange]:  # type: ignore[no-untyped-def]
+def run(spec: MetricSpec, control_shift: float, canary_shift: float, cells: int = 40) -> list[SlotChange]:
     arrays, tests, onset = watched(spec)
     live = np.ones(arrays.cap, dtype=bool)
     found: list[SlotChange] = []

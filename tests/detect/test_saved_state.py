@@ -128,7 +128,7 @@ def test_a_state_saved_before_the_whole_rollout_has_a_history_restores() -> None
 
 
 if __name__ == "__main__":
-    engine, _, _ = saved_engine()
+    engine = saved_engine()[0]
     GOLDEN.parent.mkdir(exist_ok=True)
     GOLDEN.write_bytes(gzip.compress(orjson.dumps(engine.to_state()), 9, mtime=0))
     print(f"wrote {GOLDEN}")

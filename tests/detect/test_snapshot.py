@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 import pytest
@@ -29,9 +30,10 @@ def fed(traffic: Traffic, seconds: float) -> tuple[Engine, list[Event]]:
     return engine, events
 
 
-def metric(snapshot: dict, cohort: str, name: str) -> dict:  # type: ignore[type-arg]
+def metric(snapshot: dict[str, Any], cohort: str, name: str) -> dict[str, Any]:
     entry = next(c for c in snapshot["cohorts"] if c["cohort"] == cohort)
-    return next(m for m in entry["metrics"] if m["metric"] == name)  # type: ignore[no-any-return]
+    found: dict[str, Any] = next(m for m in entry["metrics"] if m["metric"] == name)
+    return found
 
 
 def test_a_regressed_cohort_shows_its_interval_beyond_the_margin() -> None:

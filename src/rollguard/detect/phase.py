@@ -11,7 +11,7 @@ operator or controller can promote it too (``Engine.promote``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -19,8 +19,8 @@ from rollguard.detect.arrays import ArmRead
 from rollguard.detect.batch_columns import ARM_CANARY, EventColumns, FloatArray
 from rollguard.stats import LogHistogram
 
-CANARY: str = "canary"
-POST_ROLLOUT: str = "post_rollout"
+CANARY: Final = "canary"
+POST_ROLLOUT: Final = "post_rollout"
 
 
 class RolloutPhase:

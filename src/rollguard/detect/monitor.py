@@ -123,6 +123,7 @@ class RolloutMonitor:
 
     # ------------------------------------------------------------------ batch close
     def _close(self, cols: EventColumns) -> list[VerdictChange]:
+        """Each concern in turn; the order is behaviour (recent evidence before the batch is folded in)."""
         self.seen["events"] += len(cols)
         self.seen["batches"] += 1
         now, eng = self.batch.end_ts, self.cfg.engine

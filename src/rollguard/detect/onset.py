@@ -195,7 +195,7 @@ class PairedCusum:
         obj.threshold_whole = float(state["threshold_whole"])
         obj.threshold = float(state["threshold"])
         last = state.get("last_cell")
-        obj.last_cell = -math.inf if last is None else float(last)
+        obj.last_cell = -math.inf if last is None else int(last)  # a cell index, as saved
         obj.stat = np.asarray(state["stat"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
         if "pending" in state:
             obj.pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)

@@ -20,6 +20,7 @@ from rollguard.adapters.worker import (
     validate_message,
 )
 from rollguard.domain.events import Event, EventError
+from rollguard.settings.worker import WorkerSettings
 
 VALID = (
     b'{"event_id": "e", "request_id": "r", "ts": 1767225600, "rollout_id": "x", "arm": "control",'
@@ -69,22 +70,24 @@ def test_worker_topics_from_contracts() -> None:
     )
 
 
-def test_worker_config(tmp_path: Path) -> None:
-    assert load_worker_config(None).web_port == 6066
+def test_worker_config_comes_from_the_whole_checked_config_file(tmp_path: Path) -> None:
+    """The section's own checks are in tests/settings/test_settings_worker.py."""
+    assert load_worker_config(None) == WorkerSettings()
     path = tmp_path / "c.yaml"
     path.write_text("alpha: 0.05\nworker: {web_port: 7000, processing_guarantee: exactly_once}\n")
     config = load_worker_config(str(path))
     assert (config.web_port, config.processing_guarantee) == (7000, "exactly_once")
-    for bad, match in [
-        ("worker: {web_prot: 7000}\n", "web_prot"),
-        ("worker: {web_port: '7000'}\n", "must be int"),
-        ("worker: {web_enabled: 1}\n", "must be bool"),
-        ("worker: {processing_guarantee: maybe}\n", "at_least_once"),
-        ("alpah: 0.05\n", "unknown section"),  # the rest of the file is validated too
+    for bad, message in [
+        ("worker: {web_prot: 7000}\n", "c.yaml:1: worker.web_prot: unknown setting (expected one of: "),
+        ("worker:\n  web_port: '7000'\n", "c.yaml:2: worker.web_port: must be a number, got '7000'"),
+        ("alpah: 0.05\n", "c.yaml:1: alpah: unknown section"),  # the rest of the file is checked too
     ]:
         path.write_text(bad)
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(ValueError) as info:
             load_worker_config(str(path))
+        assert str(info.value).startswith(f"{tmp_path}/{message}")
+    with pytest.raises(ValueError, match="cannot read config file"):
+        load_worker_config(str(tmp_path / "missing.yaml"))
 
 
 def test_run_worker_reports_bad_contracts(tmp_path: Path) -> None:

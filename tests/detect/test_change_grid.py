@@ -18,7 +18,8 @@ from rollguard.detect.batch import ARM_CANARY, ARM_CONTROL
 from rollguard.detect.drift import CusumBank, cusum_threshold, grid_updates
 from rollguard.detect.monitor import RolloutMonitor
 from rollguard.detect.onset import MULTIPLIERS, PairedCusum, split_llr
-from rollguard.settings.config import Config, EngineSettings, parse_config
+from rollguard.settings.config import Config, parse_config
+from rollguard.settings.engine import EngineSettings
 from rollguard.stats import LogHistogram
 
 

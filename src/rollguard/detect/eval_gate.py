@@ -43,7 +43,7 @@ from rollguard.detect.comparisons import ArmSummary, compare_means, compare_quan
 from rollguard.domain.cohorts import WHOLE, cohort_key
 from rollguard.domain.metrics import MetricSpec
 from rollguard.settings.config import Config
-from rollguard.settings.policy import Tradeoff
+from rollguard.settings.promotion import Tradeoff
 from rollguard.stats import LogHistogram, regularised_bernoulli_variance
 
 EXIT = {"pass": 0, "regression": 1, "inconclusive": 2}

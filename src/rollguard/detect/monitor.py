@@ -416,7 +416,7 @@ class RolloutMonitor:
 
         Either the events say so (a canary request with ``canary_weight`` 1), or the arms present
         do: the control has been silent for ``promotion_silence_s`` of event time while at least
-        ``min_samples`` canary requests arrived (see :class:`rollguard.settings.config.EngineSettings`).
+        ``min_samples`` canary requests arrived (see :class:`rollguard.settings.engine.EngineSettings`).
         """
         ts = cols.ts
         canary = cols.arm == ARM_CANARY

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from rollguard.settings.config import SegmentSettings
+    from rollguard.settings.segments import SegmentSettings
 
 WHOLE: Final = "*"
 

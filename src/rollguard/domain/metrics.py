@@ -28,10 +28,11 @@ live requests (format-invalid: of the requests that report ``format_valid``).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 MetricKind = Literal["rate", "mean", "quantile"]
 Family = Literal["guardrail", "latency", "quality", "cost"]
+FAMILIES: Final[tuple[Family, ...]] = get_args(Family)
 
 # Columns of the per-batch event table that metrics read (see rollguard.detect.batch).
 CONTINUOUS_FIELDS: Final = ("latency_ms", "ttft_ms", "tpot_ms", "tokens_out", "cost_usd")

@@ -40,8 +40,9 @@ from rollguard.domain.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.domain.verdicts import Evidence, VerdictChange, VerdictState
 from rollguard.embeddings.features import FeatureMap
 from rollguard.embeddings.reference import ReferenceSet
-from rollguard.settings.config import EngineSettings, SegmentSettings
 from rollguard.settings.embeddings import EmbeddingSettings
+from rollguard.settings.engine import EngineSettings
+from rollguard.settings.segments import SegmentSettings
 from rollguard.stats.mahalanobis_cs import (
     ball_radius,
     chi2_upper_bound,

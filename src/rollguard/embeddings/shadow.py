@@ -44,8 +44,9 @@ import numpy.typing as npt
 from rollguard.domain.cohorts import WHOLE, CohortRegistry, segment_slots
 from rollguard.domain.events import Event
 from rollguard.domain.verdicts import Evidence, VerdictChange, VerdictState
-from rollguard.settings.config import EngineSettings, SegmentSettings
 from rollguard.settings.embeddings import ShadowSettings
+from rollguard.settings.engine import EngineSettings
+from rollguard.settings.segments import SegmentSettings
 from rollguard.stats.confseq import normal_mixture_halfwidth, regularised_bernoulli_variance
 from rollguard.stats.mahalanobis_cs import (
     distance_cs,

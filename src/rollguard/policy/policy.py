@@ -30,9 +30,9 @@ from rollguard.policy.alerts.manager import AlertBook, Silence, parse_matchers
 from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
-from rollguard.policy.signals import Override, SignalTable, change_fields
+from rollguard.policy.signals import SignalTable, VerdictOverride, change_fields
+from rollguard.settings.alerts import KIND_STATES
 from rollguard.settings.config import Config
-from rollguard.settings.policy import KIND_STATES
 
 OPERATOR_ACTIONS: Final = frozenset(
     {
@@ -275,7 +275,7 @@ class Policy:
             rc.hold = None
             return "ok: released"
         if kind == "override_verdict":
-            return self._override(rid, by, p, until_f)
+            return self._override_verdict(rid, by, p, until_f)
         proposal = str(p.get("command_id", ""))
         if kind == "approve":
             rec = self.planner.approve(rc, proposal, by, now)
@@ -287,7 +287,7 @@ class Policy:
         problem = self.planner.deny(rc, proposal, by)
         return f"rejected: {problem}" if problem else f"ok: {proposal} denied"
 
-    def _override(self, rid: str, by: str, p: Mapping[str, Any], until: float | None) -> str:
+    def _override_verdict(self, rid: str, by: str, p: Mapping[str, Any], until: float | None) -> str:
         table = self.tables.get(rid)
         if table is None:
             return "rejected: unknown rollout"
@@ -296,7 +296,7 @@ class Policy:
         metric, verdict = p.get("metric"), p.get("verdict")
         if not isinstance(metric, str) or verdict not in KIND_STATES["verdict"]:
             return "rejected: override needs metric and verdict (insufficient, non_inferior, regressed)"
-        table.overrides[(cohort, metric)] = Override(cohort, metric, str(verdict), by, until)
+        table.overrides[(cohort, metric)] = VerdictOverride(cohort, metric, str(verdict), by, until)
         return f"ok: {metric} in {cohort} overridden to {verdict}"
 
     # ------------------------------------------------------------------ evaluation

@@ -189,7 +189,7 @@ def change_fields(change: Any) -> dict[str, Any]:
 
 
 @dataclass(slots=True)
-class Override:
+class VerdictOverride:
     """An operator's override of a verdict (e.g. a known false positive), until an event time."""
 
     cohort: str
@@ -215,7 +215,7 @@ class SignalTable:
     def __init__(self, rollout_id: str, max_signals: int = 8192) -> None:
         self.rollout_id = rollout_id
         self.signals: dict[tuple[str, str, str, str], Signal] = {}
-        self.overrides: dict[tuple[str, str], Override] = {}
+        self.overrides: dict[tuple[str, str], VerdictOverride] = {}
         self.phase = "canary"
         self.generation = 0
         self.variant: str | None = None
@@ -345,7 +345,7 @@ class SignalTable:
             s = Signal.from_state(raw)
             t.signals[s.key] = s
         for raw in state["overrides"]:
-            o = Override(
+            o = VerdictOverride(
                 str(raw["cohort"]),
                 str(raw["metric"]),
                 str(raw["state"]),

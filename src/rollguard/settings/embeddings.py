@@ -1,10 +1,8 @@
-"""Typed settings of the config sections ``embeddings`` and ``shadow``.
+"""The ``embeddings`` and ``shadow`` sections: semantic drift of answers and the shadow comparison.
 
 The defaults are the product's behaviour with no config at all: semantic drift is on whenever events
 carry ``response_text`` and the model is installed (``enabled: auto``), with a budget that a 2-core
-worker can afford next to the rest of the detector. Parsing reports ``file:line: field: message``
-like the rest of the config: the loader hands each section over with its line table (any object
-with ``error(path, message) -> Exception``).
+worker can afford next to the rest of the detector.
 
 Example::
 
@@ -21,12 +19,21 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
-from rollguard.settings.checks import Locator, boolean, mapping, number, only, text
+from rollguard.settings.checks import (
+    Check,
+    Locator,
+    choice,
+    fill,
+    mapping,
+    name_list,
+    only,
+    positive,
+    probability,
+)
 
 ENABLED: Final = ("auto", "true", "false")
 SHADOW_MARGINS: Final[dict[str, float]] = {
@@ -101,24 +108,28 @@ _POSITIVE: Final = frozenset(
 _PROBABILITIES: Final = frozenset({"alpha", "min_cell_share", "embed_share"})
 
 
+def _number_checks(defaults: EmbeddingSettings | ShadowSettings, loc: Locator) -> dict[str, Check]:
+    """The numbers of a section that must be positive or a probability (any other: at least 0)."""
+
+    def above_zero(integer: bool) -> Check:
+        return lambda v, p: positive(v, p, loc, integer=integer)
+
+    checks: dict[str, Check] = {}
+    for f in fields(defaults):
+        if f.name in _POSITIVE:
+            checks[f.name] = above_zero(type(getattr(defaults, f.name)) is int)
+        elif f.name in _PROBABILITIES:
+            checks[f.name] = lambda v, p: probability(v, p, loc)
+    return checks
+
+
 def parse_embeddings(raw: Any, loc: Locator) -> EmbeddingSettings:
     """The ``embeddings`` section (``None`` or absent: the defaults)."""
-    data = mapping(raw, "embeddings", loc)
-    values = _scalars(data, EmbeddingSettings(), "embeddings", loc, special={"enabled", "stratify"})
-    if "enabled" in data:
-        value = data["enabled"]
-        text = str(value).lower() if isinstance(value, bool) else value
-        if text not in ENABLED:
-            raise loc.error("embeddings.enabled", f"must be one of auto, true, false; got {value!r}")
-        values["enabled"] = text
-    if "stratify" in data:
-        value = data["stratify"]
-        if value is not None and (
-            not isinstance(value, list) or not all(isinstance(v, str) and v for v in value)
-        ):
-            raise loc.error("embeddings.stratify", "must be a list of segment dimensions")
-        values["stratify"] = None if value is None else tuple(value)
-    out = replace(EmbeddingSettings(), **values)
+    defaults = EmbeddingSettings()
+    checks = _number_checks(defaults, loc)
+    checks["enabled"] = lambda v, p: choice(str(v).lower() if isinstance(v, bool) else v, p, loc, ENABLED)
+    checks["stratify"] = lambda v, p: None if v is None else name_list(v, p, loc, what="segment dimensions")
+    out = fill(defaults, mapping(raw, "embeddings", loc), "embeddings", loc, checks)
     if out.warmup < 2 * out.codebook_size:
         raise loc.error(
             "embeddings.warmup", f"must be at least twice codebook_size ({2 * out.codebook_size})"
@@ -128,46 +139,16 @@ def parse_embeddings(raw: Any, loc: Locator) -> EmbeddingSettings:
 
 def parse_shadow(raw: Any, loc: Locator) -> ShadowSettings:
     """The ``shadow`` section (``None`` or absent: the defaults)."""
-    data = mapping(raw, "shadow", loc)
-    values = _scalars(data, ShadowSettings(), "shadow", loc, special={"margins"})
-    if "margins" in data:
-        margins = dict(SHADOW_MARGINS)
-        for key, value in mapping(data["margins"], "shadow.margins", loc).items():
-            path = f"shadow.margins.{key}"
-            if key not in SHADOW_MARGINS:
-                raise loc.error(path, f"unknown metric (expected one of: {', '.join(SHADOW_MARGINS)})")
-            margins[key] = number(value, path, loc, minimum=-math.inf)
-            if margins[key] <= 0:
-                raise loc.error(path, "must be positive")
-        values["margins"] = margins
-    return replace(ShadowSettings(), **values)
+    defaults = ShadowSettings()
+    checks = _number_checks(defaults, loc)
+    checks["margins"] = lambda v, p: _shadow_margins(v, p, loc)
+    return fill(defaults, mapping(raw, "shadow", loc), "shadow", loc, checks)
 
 
-def _scalars(
-    data: Mapping[str, Any], defaults: Any, section: str, loc: Locator, special: set[str]
-) -> dict[str, Any]:
-    """Check every plain setting against the type of its default."""
-    names = {f.name for f in fields(defaults)}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{section}.{key}"
-        only([key], names, section, loc)  # key by key: a bad value before an unknown key is reported first
-        if key in special:
-            continue
-        default = getattr(defaults, key)
-        if isinstance(default, bool):
-            values[key] = boolean(value, path, loc)
-        elif isinstance(default, str):
-            values[key] = text(value, path, loc)
-        else:
-            setting = number(value, path, loc, minimum=-math.inf)
-            if isinstance(default, int) and not setting.is_integer():
-                raise loc.error(path, f"must be a whole number, got {value!r}")
-            if key in _PROBABILITIES and not 0.0 < setting < 1.0:
-                raise loc.error(path, f"must be strictly between 0 and 1, got {value!r}")
-            if key in _POSITIVE and setting <= 0:
-                raise loc.error(path, f"must be positive, got {value!r}")
-            if setting < 0:
-                raise loc.error(path, f"must be at least 0, got {value!r}")
-            values[key] = int(setting) if isinstance(default, int) else setting
-    return values
+def _shadow_margins(value: Any, path: str, loc: Locator) -> dict[str, float]:
+    """The default margins of the paired shadow tests with the given ones replaced."""
+    margins = dict(SHADOW_MARGINS)
+    for key, margin in mapping(value, path, loc).items():
+        only([key], SHADOW_MARGINS, path, loc, what="metric")
+        margins[key] = positive(margin, f"{path}.{key}", loc)
+    return margins

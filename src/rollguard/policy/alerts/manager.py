@@ -34,7 +34,7 @@ from rollguard.policy.alerts.records import (
     signal_sentence,
 )
 from rollguard.policy.alerts.rules import SEVERITY_RANK, Condition
-from rollguard.settings.policy import AlertSettings
+from rollguard.settings.alerts import AlertSettings
 
 DIGEST_RULE = "quality_digest"
 MATCH_OPS = ("=", "!=", "=~", "!~")

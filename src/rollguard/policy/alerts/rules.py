@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 
 from rollguard.domain.cohorts import WHOLE, cohort_key
 from rollguard.policy.signals import Signal, SignalTable
-from rollguard.settings.policy import AlertRule, AlertSettings, Clause, Override
+from rollguard.settings.alerts import AlertRule, AlertSettings, Clause, RuleOverride
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -60,7 +60,7 @@ def _hours_match(hours: tuple[float, float], h: float) -> bool:
     return start <= h < end if start <= end else (h >= start or h < end)
 
 
-def override_for(rule: AlertRule, scope: dict[str, str], hour: float) -> Override | None:
+def override_for(rule: AlertRule, scope: dict[str, str], hour: float) -> RuleOverride | None:
     for ov in rule.overrides:
         if ov.hours is not None and not _hours_match(ov.hours, hour):
             continue
@@ -227,7 +227,7 @@ def _condition(
     cohort: str,
     scope: dict[str, str],
     sigs: list[Signal],
-    ov: Override | None,
+    ov: RuleOverride | None,
     settings: AlertSettings,
     command_default: bool,
 ) -> Condition:

@@ -34,7 +34,9 @@ from rollguard.policy.alerts.rules import SEVERITY_RANK, Condition
 from rollguard.policy.commands.promotion import promotion_readiness
 from rollguard.policy.commands.signing import signed
 from rollguard.policy.signals import SignalTable
-from rollguard.settings.policy import AlertRule, CommandSettings, PromotionSettings
+from rollguard.settings.alerts import AlertRule
+from rollguard.settings.commands import CommandSettings
+from rollguard.settings.promotion import PromotionSettings
 
 IN_FLIGHT: Final = frozenset({"proposed", "issued", "accepted"})
 APPLIED: Final = frozenset({"applied", "dry_run_ok"})

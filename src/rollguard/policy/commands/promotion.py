@@ -16,7 +16,7 @@ from typing import Any
 
 from rollguard.domain.cohorts import WHOLE
 from rollguard.policy.signals import Signal, SignalTable
-from rollguard.settings.policy import Tradeoff
+from rollguard.settings.promotion import Tradeoff
 
 
 def tradeoff_allows(

@@ -1,0 +1,43 @@
+"""The ``rollouts`` section: per-rollout facts events may not carry (:class:`RolloutSettings`).
+
+Example::
+
+    rollouts:
+      checkout-v2: {canary_weight: 0.1}     # intended split when events do not carry it
+      "*": {phase: canary}                  # any other rollout
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rollguard.settings.checks import Locator, choice, fill, mapping, weight
+
+PHASES: Final = ("auto", "canary", "post_rollout")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSettings:
+    """The intended canary share (``None``: from the events) and the phase (``auto``: detected)."""
+
+    canary_weight: float | None = None
+    phase: str = "auto"
+
+
+def parse_rollouts(raw: Any, loc: Locator) -> dict[str, RolloutSettings]:
+    """The ``rollouts`` section by rollout id (``*`` applies to the rollouts not listed)."""
+    out: dict[str, RolloutSettings] = {}
+    for rollout_id, settings in mapping(raw, "rollouts", loc).items():
+        path = f"rollouts.{rollout_id}"
+        out[str(rollout_id)] = fill(
+            RolloutSettings(),
+            mapping(settings, path, loc),
+            path,
+            loc,
+            {
+                "canary_weight": lambda v, p: weight(v, p, loc),
+                "phase": lambda v, p: choice(v, p, loc, PHASES),
+            },
+        )
+    return out

@@ -15,7 +15,7 @@ from rollguard.pipeline.pipelines import Pipelines
 from rollguard.pipeline.rollout import RolloutPipeline, Step
 from rollguard.pipeline.shared import SharedState
 from rollguard.settings import Config, parse_config
-from rollguard.sim import generate, get_scenario, merge_streams
+from rollguard.sim import generate, get_scenario
 
 CONFIG = Config()
 

@@ -53,9 +53,13 @@ class Pipelines:
         p = self.by_rollout.get(rollout_id)
         if p is None:
             p = self.by_rollout[rollout_id] = RolloutPipeline(
-                rollout_id, self.config, self.shared,
-                model=self.model, signing_key=self.signing_key, instance=self.instance,
-            )  # fmt: skip
+                rollout_id,
+                self.config,
+                self.shared,
+                model=self.model,
+                signing_key=self.signing_key,
+                instance=self.instance,
+            )
         return p
 
     def process(self, ev: Event) -> Step:

@@ -49,7 +49,9 @@ def _stamp(kind: str, record: dict[str, Any]) -> float:
 def _until(records: dict[str, list[dict[str, Any]]], last_ts: dict[str, float]) -> dict[str, Any]:
     """Per output and rollout, the records stamped no later than the rollout's last event time."""
     return {
-        kind: {rid: [r for r in rs if _stamp(kind, r) <= last_ts[rid]] for rid, rs in by_rollout(recs).items()}
+        kind: {
+            rid: [r for r in rs if _stamp(kind, r) <= last_ts[rid]] for rid, rs in by_rollout(recs).items()
+        }
         for kind, recs in records.items()
     }
 

@@ -53,7 +53,9 @@ def _copartitioned(topics: WorkerTopics) -> set[str]:
     return {topics.events, topics.acks, topics.control}
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes], key_of: Callable[[bytes], bytes | None]) -> int:
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes], key_of: Callable[[bytes], bytes | None]
+) -> int:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
     n = 0
     for value in values:
@@ -83,7 +85,9 @@ def worker_outputs(bootstrap: str, topics: WorkerTopics) -> dict[str, list[dict[
     """Every record on the worker's output topics, parsed, per output (alerts of all tiers together)."""
     out = {role: [orjson.loads(v) for _, v in read_topic(bootstrap, topics.name(role))] for role in OUTPUTS}
     out["control"] = [c for c in out["control"] if "signature" in c]  # commands, not operator actions
-    out["alerts"] = [orjson.loads(v) for role in ALERT_ROLES for _, v in read_topic(bootstrap, topics.name(role))]
+    out["alerts"] = [
+        orjson.loads(v) for role in ALERT_ROLES for _, v in read_topic(bootstrap, topics.name(role))
+    ]
     return out
 
 
@@ -122,8 +126,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -
         await asyncio.sleep(0.2)
 
 
-async def run_until_idle(wa: WorkerApp, clock: ManualClock, n_events: int, *, idle_after_s: float,
-                         timeout: float = 240.0) -> None:
+async def run_until_idle(
+    wa: WorkerApp, clock: ManualClock, n_events: int, *, idle_after_s: float, timeout: float = 240.0
+) -> None:
     """Start the worker, wait until it applied every event, then let the idle tick close the batches."""
     await wa.start()
     await wait_until(lambda: wa.stats.applied + wa.stats.skipped >= n_events, timeout, "every event applied")

@@ -168,30 +168,42 @@ class WorkerRuntime:
         self.restore_lock = asyncio.Lock()
         self.streams: dict[str, Any] = {}  # source topic -> the (noack) stream whose events we ack
         self.metrics = WorkerMetrics(lambda: (rt.pipeline for rt in self.runtimes.values()), self.lag)
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         n = topics.partitions
         self.events_topic = app.topic(topics.events, **raw)
-        self.rekey_topic = app.topic(f"{options.app_id}-events-by-rollout", partitions=n, internal=True, **raw)
+        self.rekey_topic = app.topic(
+            f"{options.app_id}-events-by-rollout", partitions=n, internal=True, **raw
+        )
         self.acks_topic = app.topic(topics.acks, **raw)
         self.control_topic = app.topic(topics.control, **raw)
-        self.inputs_topic = app.topic(f"{options.app_id}-inputs-by-rollout", partitions=n, internal=True, **raw)
+        self.inputs_topic = app.topic(
+            f"{options.app_id}-inputs-by-rollout", partitions=n, internal=True, **raw
+        )
         self.ticks_topic = app.topic(f"{options.app_id}-ticks", partitions=n, internal=True, **raw)
         self.dlq_topic = app.topic(topics.dead_letter, **raw)
         self.out_topics = {
             role: app.topic(topics.name(role), **raw)
             for role in ("verdicts", "audit", "control", *topics.alerts)
         }
-        schema = faust.Schema(key_type=bytes, value_type=bytes, **raw)
+        schema: Any = faust.Schema(key_type=bytes, value_type=bytes, **raw)
         self.table = app.Table(
-            STATE_TABLE, partitions=n, schema=schema,
-            extra_topic_configs={"max.message.bytes": str(16 * 1024 * 1024), "segment.ms": str(3_600_000),
-                                 "min.cleanable.dirty.ratio": "0.1"},
-        )  # fmt: skip
+            STATE_TABLE,
+            partitions=n,
+            schema=schema,
+            extra_topic_configs={
+                "max.message.bytes": str(16 * 1024 * 1024),
+                "segment.ms": str(3_600_000),
+                "min.cleanable.dirty.ratio": "0.1",
+            },
+        )
         self.silences = app.GlobalTable(SILENCE_TABLE, partitions=n, schema=schema)
         self.source_roles = {
-            topics.events: "events", self.rekey_topic.get_topic_name(): "events",
-            topics.acks: "acks", topics.control: "control", self.inputs_topic.get_topic_name(): "inputs",
-        }  # fmt: skip
+            topics.events: "events",
+            self.rekey_topic.get_topic_name(): "events",
+            topics.acks: "acks",
+            topics.control: "control",
+            self.inputs_topic.get_topic_name(): "inputs",
+        }
 
     # ------------------------------------------------------------------ partitions
     def on_assigned(self, assigned: Iterable[Any]) -> None:
@@ -245,13 +257,20 @@ class WorkerRuntime:
         shared, model = self.pipelines.shared, self.pipelines.model
         for cp in checkpoints:
             pipeline = RolloutPipeline.from_state(
-                cp.state, self.config, shared, model=model,
-                signing_key=self.pipelines.signing_key, instance=self.pipelines.instance,
-            )  # fmt: skip
+                cp.state,
+                self.config,
+                shared,
+                model=model,
+                signing_key=self.pipelines.signing_key,
+                instance=self.pipelines.instance,
+            )
             rt = RolloutRuntime(
-                pipeline, partition_for(cp.rollout_id.encode(), n), dict(cp.covered), dict(cp.covered),
+                pipeline,
+                partition_for(cp.rollout_id.encode(), n),
+                dict(cp.covered),
+                dict(cp.covered),
                 found.get(cp.rollout_id, set()),
-            )  # fmt: skip
+            )
             rt.batches = _batches(pipeline)
             rt.checkpoint_wall = rt.last_event_wall = self.clock()
             self.runtimes[cp.rollout_id] = rt
@@ -259,7 +278,9 @@ class WorkerRuntime:
         self.stats.restored += len(checkpoints)
         self.metrics.restores.inc(len(checkpoints))
         if checkpoints:
-            log.info("restored %d rollouts; %d outputs read back", len(checkpoints), sum(map(len, found.values())))
+            log.info(
+                "restored %d rollouts; %d outputs read back", len(checkpoints), sum(map(len, found.values()))
+            )
 
     async def _learn_output_partitions(self) -> None:
         """Partition counts of the output topics, and their end offsets as the first marks."""
@@ -298,7 +319,7 @@ class WorkerRuntime:
             messages: list[tuple[bytes | None, bytes | None]] = []
             while todo:
                 batch = await consumer.getmany(*todo, timeout_ms=1000)
-                for tp, records in batch.items():
+                for records in batch.values():
                     messages += [(r.key, r.value) for r in records]
                 for tp in list(todo):
                     if await consumer.position(tp) >= todo[tp]:
@@ -309,10 +330,12 @@ class WorkerRuntime:
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap, enable_auto_commit=False, group_id=None,
+            bootstrap_servers=self.options.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
             client_id=f"{self.options.client_id or self.options.app_id}-readback",
             **self.options.security.aiokafka_kwargs(),
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ rollouts
     async def runtime(self, rollout_id: str) -> RolloutRuntime:
@@ -393,15 +416,17 @@ class WorkerRuntime:
             return
         rid = result.rollout_id
         key = rid.encode("utf-8")
-        if partition_for(key, self.topics.partitions) != msg.partition or _decode_key(event.key) != rid:
-            if msg.topic == self.topics.events:
-                # Applying it here would put this rollout's state on the wrong partition: route it.
-                await (await self.rekey_topic.send(key=key, value=_raw(event.value), force=True))
-                self.stats.rekeyed += 1
-                self.metrics.rekeyed.labels(msg.topic).inc()
-                self.tracker.hold(msg.topic, msg.partition, msg.offset, None, event)
-                await self.release(tp)
-                return
+        misplaced = (
+            partition_for(key, self.topics.partitions) != msg.partition or _decode_key(event.key) != rid
+        )
+        if misplaced and msg.topic == self.topics.events:
+            # Applying it here would put this rollout's state on the wrong partition: route it.
+            await (await self.rekey_topic.send(key=key, value=_raw(event.value), force=True))
+            self.stats.rekeyed += 1
+            self.metrics.rekeyed.labels(msg.topic).inc()
+            self.tracker.hold(msg.topic, msg.partition, msg.offset, None, event)
+            await self.release(tp)
+            return
         rt = await self.runtime(rid)
         async with rt.lock:
             if generation != self.generation:
@@ -459,7 +484,9 @@ class WorkerRuntime:
         kind = "operator" if is_action else "ack"
         rid = item.get("rollout_id")
         if not isinstance(rid, str) or not rid:
-            await self.dead_letter(event, EventError("rollout_id", "required field is missing"), contract=kind)
+            await self.dead_letter(
+                event, EventError("rollout_id", "required field is missing"), contract=kind
+            )
             return
         key = rid.encode("utf-8")
         if partition_for(key, self.topics.partitions) != msg.partition:
@@ -505,7 +532,11 @@ class WorkerRuntime:
             p = rt.pipeline
             if not math.isfinite(p.last_ts):
                 continue
-            tick = {"rollout_id": rid, "since_wall": rt.last_event_wall, "advance_to": p.last_ts + (now - rt.last_event_wall)}
+            tick = {
+                "rollout_id": rid,
+                "since_wall": rt.last_event_wall,
+                "advance_to": p.last_ts + (now - rt.last_event_wall),
+            }
             await self.ticks_topic.send(key=rid.encode(), value=orjson.dumps(tick), force=True)
             rt.idle_handled = True
 
@@ -514,7 +545,11 @@ class WorkerRuntime:
         generation = self.generation
         try:
             tick = orjson.loads(_raw(event.value) or b"")
-            rid, since, advance_to = str(tick["rollout_id"]), float(tick["since_wall"]), float(tick["advance_to"])
+            rid, since, advance_to = (
+                str(tick["rollout_id"]),
+                float(tick["since_wall"]),
+                float(tick["advance_to"]),
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
         rt = self.runtimes.get(rid)
@@ -545,11 +580,18 @@ class WorkerRuntime:
     async def dead_letter(self, event: Any, error: EventError, *, contract: str = "event.v1") -> None:
         msg = event.message
         ts = msg.timestamp
-        source = dead_letter.Source(msg.topic, msg.partition, msg.offset, int(ts * 1000) if ts is not None else None)
+        source = dead_letter.Source(
+            msg.topic, msg.partition, msg.offset, int(ts * 1000) if ts is not None else None
+        )
         record = dead_letter.dead_letter_record(
-            _raw(event.value), _raw(event.key), error, source, now=time.time(), worker=self.options.app_id,
+            _raw(event.value),
+            _raw(event.key),
+            error,
+            source,
+            now=time.time(),
+            worker=self.options.app_id,
             contract=contract,
-        )  # fmt: skip
+        )
         await (await self.dlq_topic.send(key=_raw(event.key), value=dead_letter.dumps(record), force=True))
         self.stats.dead_lettered += 1
         self.metrics.dead_letters.labels(msg.topic, error.field or "message").inc()
@@ -582,10 +624,15 @@ class WorkerRuntime:
             "worker": {
                 "app_id": self.options.app_id,
                 "partitions": sorted(self.events_partitions()),
-                "applied": s.applied, "dead_lettered": s.dead_lettered, "rekeyed": s.rekeyed,
-                "skipped": s.skipped, "restored": s.restored, "checkpoints": s.checkpoints,
-                "suppressed": s.suppressed, "errors": s.errors,
-            },  # fmt: skip
+                "applied": s.applied,
+                "dead_lettered": s.dead_lettered,
+                "rekeyed": s.rekeyed,
+                "skipped": s.skipped,
+                "restored": s.restored,
+                "checkpoints": s.checkpoints,
+                "suppressed": s.suppressed,
+                "errors": s.errors,
+            },
             "silences": [sil.to_state() for _, sil in sorted(self.pipelines.shared.silences.items())],
             "rollouts": rollouts,
         }
@@ -762,7 +809,7 @@ def create_app(
             await guarded(rt.on_tick, event)
             yield None
 
-    @app.timer(interval=options.tick_s)
+    @app.timer(interval=options.tick_s)  # type: ignore[untyped-decorator]
     async def sweep() -> None:
         rt.sync_silences()
         await rt.idle_sweep()
@@ -786,8 +833,13 @@ def create_app(
         # Readiness, not liveness: Faust's web server answers before the group join and table
         # recovery, so a worker is ready only once its rollouts are restored.
         ready = rt.timings.rebalance_complete is not None and not app.rebalancing
-        body = {"status": "ready" if ready else "starting", "app_id": options.app_id,
-                "join_s": rt.timings.join_s, "ready_s": rt.timings.ready_s, **rt.status()["worker"]}  # fmt: skip
+        body = {
+            "status": "ready" if ready else "starting",
+            "app_id": options.app_id,
+            "join_s": rt.timings.join_s,
+            "ready_s": rt.timings.ready_s,
+            **rt.status()["worker"],
+        }
         return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")

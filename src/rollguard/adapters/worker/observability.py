@@ -24,31 +24,69 @@ STATE_CODES = {"insufficient": 0, "non_inferior": 1, "regressed": 2}
 class WorkerMetrics:
     """The worker's Prometheus series (names prefixed ``rollguard_``)."""
 
-    def __init__(self, pipelines: Callable[[], Iterable[RolloutPipeline]], lag: Callable[[], Mapping[tuple[str, int], int]]):
+    def __init__(
+        self,
+        pipelines: Callable[[], Iterable[RolloutPipeline]],
+        lag: Callable[[], Mapping[tuple[str, int], int]],
+    ):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.events = Counter("rollguard_events_consumed", "Valid events applied, by rollout and arm",
-                              ["rollout", "arm"], registry=r)  # fmt: skip
-        self.skipped = Counter("rollguard_events_skipped", "Events not applied again: inside a checkpoint "
-                               "(re-delivered after a restart) or a duplicate event_id", ["reason"], registry=r)  # fmt: skip
-        self.dead_letters = Counter("rollguard_dead_letters", "Messages sent to the dead-letter topic, by field at fault",
-                                    ["topic", "field"], registry=r)  # fmt: skip
-        self.rekeyed = Counter("rollguard_rekeyed", "Messages re-published keyed by rollout_id", ["topic"], registry=r)
-        self.alerts = Counter("rollguard_alerts_published", "Alert notifications published",
-                              ["severity", "status"], registry=r)  # fmt: skip
+        self.events = Counter(
+            "rollguard_events_consumed",
+            "Valid events applied, by rollout and arm",
+            ["rollout", "arm"],
+            registry=r,
+        )
+        self.skipped = Counter(
+            "rollguard_events_skipped",
+            "Events not applied again: inside a checkpoint "
+            "(re-delivered after a restart) or a duplicate event_id",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "rollguard_dead_letters",
+            "Messages sent to the dead-letter topic, by field at fault",
+            ["topic", "field"],
+            registry=r,
+        )
+        self.rekeyed = Counter(
+            "rollguard_rekeyed", "Messages re-published keyed by rollout_id", ["topic"], registry=r
+        )
+        self.alerts = Counter(
+            "rollguard_alerts_published", "Alert notifications published", ["severity", "status"], registry=r
+        )
         self.commands = Counter("rollguard_commands_published", "Commands published", ["action"], registry=r)
-        self.verdicts = Counter("rollguard_verdict_changes_published", "Verdict changes published", ["state"], registry=r)
-        self.suppressed = Counter("rollguard_outputs_suppressed", "Regenerated outputs already on their topic "
-                                  "(read back at restore), not published again", ["kind"], registry=r)  # fmt: skip
-        self.checkpoints = Counter("rollguard_checkpoints", "Rollout checkpoints written", ["reason"], registry=r)
-        self.restores = Counter("rollguard_rollouts_restored", "Rollouts restored from a checkpoint", registry=r)
-        self.inputs = Counter("rollguard_inputs_applied", "Acks and operator actions applied", ["kind"], registry=r)
+        self.verdicts = Counter(
+            "rollguard_verdict_changes_published", "Verdict changes published", ["state"], registry=r
+        )
+        self.suppressed = Counter(
+            "rollguard_outputs_suppressed",
+            "Regenerated outputs already on their topic (read back at restore), not published again",
+            ["kind"],
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "rollguard_checkpoints", "Rollout checkpoints written", ["reason"], registry=r
+        )
+        self.restores = Counter(
+            "rollguard_rollouts_restored", "Rollouts restored from a checkpoint", registry=r
+        )
+        self.inputs = Counter(
+            "rollguard_inputs_applied", "Acks and operator actions applied", ["kind"], registry=r
+        )
         self.batch_seconds = Histogram(
-            "rollguard_batch_processing_seconds", "Wall time to apply the event that closed a batch (the "
-            "batch's statistics and tests)", buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10), registry=r,
-        )  # fmt: skip
-        self.checkpoint_bytes = Gauge("rollguard_checkpoint_bytes", "Size of the rollout's last checkpoint "
-                                      "(compressed)", ["rollout"], registry=r)  # fmt: skip
+            "rollguard_batch_processing_seconds",
+            "Wall time to apply the event that closed a batch (the batch's statistics and tests)",
+            buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10),
+            registry=r,
+        )
+        self.checkpoint_bytes = Gauge(
+            "rollguard_checkpoint_bytes",
+            "Size of the rollout's last checkpoint (compressed)",
+            ["rollout"],
+            registry=r,
+        )
         r.register(_LiveState(pipelines, lag))
 
     def render(self) -> bytes:
@@ -58,7 +96,11 @@ class WorkerMetrics:
 class _LiveState(Collector):
     """Verdict states, cohort counts and consumer lag, read at scrape time."""
 
-    def __init__(self, pipelines: Callable[[], Iterable[RolloutPipeline]], lag: Callable[[], Mapping[tuple[str, int], int]]):
+    def __init__(
+        self,
+        pipelines: Callable[[], Iterable[RolloutPipeline]],
+        lag: Callable[[], Mapping[tuple[str, int], int]],
+    ):
         self.pipelines = pipelines
         self.lag = lag
 
@@ -67,11 +109,15 @@ class _LiveState(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         verdict = GaugeMetricFamily(
-            "rollguard_verdict_state", "Current verdict of each (rollout, cohort, metric): 0 insufficient "
-            "evidence, 1 non-inferior, 2 regressed", labels=["rollout", "cohort", "metric", "phase"],
-        )  # fmt: skip
+            "rollguard_verdict_state",
+            "Current verdict of each (rollout, cohort, metric): 0 insufficient "
+            "evidence, 1 non-inferior, 2 regressed",
+            labels=["rollout", "cohort", "metric", "phase"],
+        )
         cohorts = GaugeMetricFamily("rollguard_cohorts", "Live cohorts per rollout", labels=["rollout"])
-        healthy = GaugeMetricFamily("rollguard_rollout_healthy", "1 unless the sample ratio is off", labels=["rollout"])
+        healthy = GaugeMetricFamily(
+            "rollguard_rollout_healthy", "1 unless the sample ratio is off", labels=["rollout"]
+        )
         for p in self.pipelines():
             table = p.policy.tables.get(p.rollout_id)
             if table is None:
@@ -84,8 +130,12 @@ class _LiveState(Collector):
                 verdict.add_metric([p.rollout_id, sig.cohort, sig.metric, sig.phase], STATE_CODES[sig.state])
             cohorts.add_metric([p.rollout_id], len(seen))
             now = p.policy.now
-            healthy.add_metric([p.rollout_id], 1.0 if table.healthy(now if math.isfinite(now) else 0.0) else 0.0)
-        lag = GaugeMetricFamily("rollguard_consumer_lag", "Messages behind the partition's end", labels=["topic", "partition"])
+            healthy.add_metric(
+                [p.rollout_id], 1.0 if table.healthy(now if math.isfinite(now) else 0.0) else 0.0
+            )
+        lag = GaugeMetricFamily(
+            "rollguard_consumer_lag", "Messages behind the partition's end", labels=["topic", "partition"]
+        )
         for (topic, partition), behind in sorted(self.lag().items()):
             lag.add_metric([topic, str(partition)], behind)
         yield verdict
@@ -101,8 +151,15 @@ def rollout_status(p: RolloutPipeline) -> dict[str, Any]:
     if table is not None:
         for sig in sorted(table.live(), key=lambda s: (s.cohort, s.metric, s.kind, s.window)):
             cohorts.setdefault(sig.cohort, []).append(
-                {"kind": sig.kind, "metric": sig.metric, "window": sig.window, "state": sig.state,
-                 "phase": sig.phase, "ts": sig.ts, "evidence": sig.evidence}  # fmt: skip
+                {
+                    "kind": sig.kind,
+                    "metric": sig.metric,
+                    "window": sig.window,
+                    "state": sig.state,
+                    "phase": sig.phase,
+                    "ts": sig.ts,
+                    "evidence": sig.evidence,
+                }
             )
     monitors = p.engine.monitors
     monitor = monitors.get(p.rollout_id)

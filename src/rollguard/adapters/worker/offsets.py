@@ -40,7 +40,9 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[TP, _Partition] = {}
 
-    def hold(self, topic: str, partition: int, offset: int, rollout_id: str | None, handle: Any = None) -> None:
+    def hold(
+        self, topic: str, partition: int, offset: int, rollout_id: str | None, handle: Any = None
+    ) -> None:
         """An event was read (applied, skipped or dead-lettered): keep it until it may be committed.
         ``rollout_id`` None means nothing depends on a checkpoint for it (e.g. a dead-lettered message)."""
         part = self._parts.setdefault((topic, partition), _Partition())

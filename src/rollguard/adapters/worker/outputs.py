@@ -47,19 +47,26 @@ def output_id(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def records_of(step: Step, rollout_id: str, alert_role: Callable[[Mapping[str, Any]], str]) -> list[OutputRecord]:
+def records_of(
+    step: Step, rollout_id: str, alert_role: Callable[[Mapping[str, Any]], str]
+) -> list[OutputRecord]:
     """A step's outputs in publishing order: verdict changes, then alerts, commands, audit."""
     key = rollout_id.encode("utf-8")
     out = [
-        OutputRecord("verdicts", key, orjson.dumps(v.to_dict()), None, "verdict", v.state) for v in step.verdicts
+        OutputRecord("verdicts", key, orjson.dumps(v.to_dict()), None, "verdict", v.state)
+        for v in step.verdicts
     ]
     for alert in step.alerts:
         out.append(
-            OutputRecord(alert_role(alert), key, orjson.dumps(alert), output_id(alert), "alert", str(alert["severity"]))
+            OutputRecord(
+                alert_role(alert), key, orjson.dumps(alert), output_id(alert), "alert", str(alert["severity"])
+            )
         )
     for command in step.commands:
         out.append(
-            OutputRecord("control", key, orjson.dumps(command), output_id(command), "command", str(command["action"]))
+            OutputRecord(
+                "control", key, orjson.dumps(command), output_id(command), "command", str(command["action"])
+            )
         )
     for record in step.audit:
         out.append(OutputRecord("audit", key, orjson.dumps(record), None, "audit", str(record.get("type"))))

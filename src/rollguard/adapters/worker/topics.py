@@ -45,9 +45,15 @@ class WorkerTopics:
     def prefixed(cls, prefix: str, partitions: int = 3) -> WorkerTopics:
         """Every role under ``prefix`` (tests and side-by-side deployments)."""
         return cls(
-            f"{prefix}.events", f"{prefix}.dead-letter", f"{prefix}.acks", f"{prefix}.control",
-            f"{prefix}.verdicts", f"{prefix}.audit", {t: f"{prefix}.{t}" for t in ALERT_TIERS}, partitions,
-        )  # fmt: skip
+            f"{prefix}.events",
+            f"{prefix}.dead-letter",
+            f"{prefix}.acks",
+            f"{prefix}.control",
+            f"{prefix}.verdicts",
+            f"{prefix}.audit",
+            {t: f"{prefix}.{t}" for t in ALERT_TIERS},
+            partitions,
+        )
 
     def name(self, role: str) -> str:
         """The topic name of an output role (verdicts, audit, control, alerts.<tier>)."""
@@ -56,11 +62,18 @@ class WorkerTopics:
         return {"verdicts": self.verdicts, "audit": self.audit, "control": self.control}[role]
 
     def all_names(self) -> list[str]:
-        return [self.events, self.dead_letter, self.acks, self.control, self.verdicts, self.audit,
-                *self.alerts.values()]  # fmt: skip
+        return [
+            self.events,
+            self.dead_letter,
+            self.acks,
+            self.control,
+            self.verdicts,
+            self.audit,
+            *self.alerts.values(),
+        ]
 
 
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as the Java client, kafka-python and
     aiokafka) gives ``key`` among ``partitions``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

@@ -13,6 +13,7 @@ Example::
       web_port: 6066                        # /metrics, /status, /rollguard/health/
       web_bind: 127.0.0.1                   # the status pages are read-only but not public
       idle_after_s: 30                      # an idle rollout's clock moves on after this much wall time
+      session_timeout_s: 10                 # a dead worker's partitions move to the others after this
       store: rocksdb                        # or memory (re-reads the changelog at every start)
       data_dir: /var/lib/rollguard
       kafka:
@@ -81,6 +82,7 @@ class WorkerSettings:
     checkpoint_every_s: float = 5.0
     checkpoint_max_lag: int = 20_000
     rocksdb_block_cache_mb: int = 16
+    session_timeout_s: float = 10.0
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
 
@@ -97,6 +99,7 @@ def parse_worker(raw: Any, loc: Locator) -> WorkerSettings:
             "replication": lambda v, p: whole(v, p, loc, minimum=1),
             "store": lambda v, p: choice(v, p, loc, STORES),
             "tick_s": lambda v, p: positive(v, p, loc),
+            "session_timeout_s": lambda v, p: positive(v, p, loc),
             "checkpoint_max_lag": lambda v, p: positive(v, p, loc, integer=True),
         },
         nested=("kafka",),

@@ -69,8 +69,14 @@ def test_the_worker_publishes_what_replay_writes(kafka_bootstrap: str, tmp_path:
     topics = make_topics(kafka_bootstrap)
     produce(kafka_bootstrap, topics.events, events, rollout_key)
     clock = ManualClock()
-    options = WorkerOptions(kafka_bootstrap, app_id=f"agree-{topics.events}", web_enabled=False,
-                            idle_after_s=IDLE_S, tick_s=0.2, checkpoint_every_s=0.0)  # fmt: skip
+    options = WorkerOptions(
+        kafka_bootstrap,
+        app_id=f"agree-{topics.events}",
+        web_enabled=False,
+        idle_after_s=IDLE_S,
+        tick_s=0.2,
+        checkpoint_every_s=0.0,
+    )
     wa = create_app(options, Config(), topics, clock=clock)
 
     async def run() -> None:

@@ -29,22 +29,49 @@ def scenario_events() -> list[bytes]:
     """Three rollouts at once: an error spike in one cohort (critical alerts, a scoped rollback), a
     latency shift in one tenant (a warning), and an A/A rollout (nothing) — 33,687 events."""
     streams = [
-        generate(get_scenario("error_spike_coding", seed=11, duration_s=480, rate_per_s=30,
-                              canary_weight=0.3, start_s=120, error_rate=0.25)),
-        generate(get_scenario("latency_shift_tenant", seed=12, duration_s=480, rate_per_s=20,
-                              canary_weight=0.3, start_s=60, factor=1.6)),
+        generate(
+            get_scenario(
+                "error_spike_coding",
+                seed=11,
+                duration_s=480,
+                rate_per_s=30,
+                canary_weight=0.3,
+                start_s=120,
+                error_rate=0.25,
+            )
+        ),
+        generate(
+            get_scenario(
+                "latency_shift_tenant",
+                seed=12,
+                duration_s=480,
+                rate_per_s=20,
+                canary_weight=0.3,
+                start_s=60,
+                factor=1.6,
+            )
+        ),
         generate(get_scenario("aa", seed=13, duration_s=480, rate_per_s=20)),
-    ]  # fmt: skip
+    ]
     return [orjson.dumps(ev) for ev in merge_streams(*streams)]
 
 
 def make_topics(bootstrap: str, partitions: int = 3) -> WorkerTopics:
     topics = WorkerTopics.prefixed(f"t{uuid.uuid4().hex[:10]}", partitions)
     specs = [
-        TopicSpec(name, name, "worker test", partitions if name in _copartitioned(topics) else 2, 1,
-                  3_600_000, "delete", "rollout_id", "x")
+        TopicSpec(
+            name,
+            name,
+            "worker test",
+            partitions if name in _copartitioned(topics) else 2,
+            1,
+            3_600_000,
+            "delete",
+            "rollout_id",
+            "x",
+        )
         for name in topics.all_names()
-    ]  # fmt: skip
+    ]
     apply_specs(bootstrap, specs)
     return topics
 
@@ -72,9 +99,12 @@ def rollout_key(value: bytes) -> bytes:
 
 def read_topic(bootstrap: str, topic: str, *, timeout_ms: int = 3000) -> list[tuple[bytes | None, bytes]]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=timeout_ms,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=timeout_ms,
         enable_auto_commit=False,
-    )  # fmt: skip
+    )
     try:
         return [(m.key, m.value) for m in consumer]
     finally:
@@ -96,8 +126,10 @@ def replay_outputs(events: list[bytes], tmp: Path, **kwargs: Any) -> dict[str, l
     path.write_bytes(b"\n".join(events) + b"\n")
     replay(path, Config(), tmp / "replay", **kwargs)
     files = {**OUTPUTS, "alerts": "alerts.jsonl"}
-    return {role: [orjson.loads(line) for line in (tmp / "replay" / f).read_bytes().splitlines()]
-            for role, f in files.items()}  # fmt: skip
+    return {
+        role: [orjson.loads(line) for line in (tmp / "replay" / f).read_bytes().splitlines()]
+        for role, f in files.items()
+    }
 
 
 def by_rollout(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -136,3 +168,88 @@ async def run_until_idle(
     clock.now += idle_after_s
     n = len(wa.runtime.runtimes)
     await wait_until(lambda: wa.stats.checkpoints >= checkpoints + n, 60, "the idle ticks of every rollout")
+
+
+def write_contracts(topics: WorkerTopics, directory: Path) -> Path:
+    """Topic contracts naming ``topics`` by role (what `rollguard worker --topics-dir` reads)."""
+    import shutil
+
+    import yaml
+
+    from rollguard.adapters.topic_contracts import default_topics_dir
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(default_topics_dir() / "schemas", directory / "schemas", dirs_exist_ok=True)
+    roles = {
+        "events": topics.events,
+        "dead-letter": topics.dead_letter,
+        "acks": topics.acks,
+        "control": topics.control,
+        "verdicts": topics.verdicts,
+        "audit": topics.audit,
+        **topics.alerts,
+    }
+    for role, name in roles.items():
+        doc = {
+            "name": name,
+            "role": role,
+            "description": "worker test",
+            "replication": 1,
+            "retention": "1h",
+            "partitions": topics.partitions if role in ("events", "acks", "control") else 2,
+            "cleanup_policy": "delete",
+            "key": "rollout_id",
+            "payload_schema": "schemas/event.v1.json",
+        }
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+    return directory
+
+
+def worker_command(
+    bootstrap: str | None, config: Path, topics_dir: Path, app_id: str, data_dir: Path
+) -> list[str]:
+    """`rollguard worker` as ops run it (``bootstrap`` None: from the config or the environment)."""
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "rollguard.cli",
+        "worker",
+        "--config",
+        str(config),
+        "--topics-dir",
+        str(topics_dir),
+    ]
+    cmd += ["--app-id", app_id, "--data-dir", str(data_dir), "--log-level", "warning"]
+    return cmd + (["--bootstrap", bootstrap] if bootstrap else [])
+
+
+def wait_ready(proc: Any, port: int, timeout: float) -> None:
+    """Until the worker's health page says ready (its group joined, its rollouts restored)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited with {proc.returncode}")
+        try:
+            if get_json(f"http://127.0.0.1:{port}/rollguard/health/").get("status") == "ready":
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("worker not ready")
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return orjson.loads(response.read())
+
+
+def expected_counts(events: list[bytes]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in events:
+        rid = str(orjson.loads(value)["rollout_id"])
+        counts[rid] = counts.get(rid, 0) + 1
+    return counts

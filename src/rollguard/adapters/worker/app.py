@@ -84,6 +84,7 @@ class WorkerOptions:
     checkpoint_max_lag: int = 20_000  # ... and whenever a rollout holds back the commit by this many offsets
     replication: int = 1
     rocksdb_block_cache_mb: int = 16
+    session_timeout_s: float = 10.0  # how long a killed worker's partitions wait before moving
 
 
 @dataclass(slots=True)
@@ -185,18 +186,18 @@ class WorkerRuntime:
             role: app.topic(topics.name(role), **raw)
             for role in ("verdicts", "audit", "control", *topics.alerts)
         }
-        schema: Any = faust.Schema(key_type=bytes, value_type=bytes, **raw)
         self.table = app.Table(
             STATE_TABLE,
             partitions=n,
-            schema=schema,
+            key_type=bytes,
+            value_type=bytes,
             extra_topic_configs={
                 "max.message.bytes": str(16 * 1024 * 1024),
                 "segment.ms": str(3_600_000),
                 "min.cleanable.dirty.ratio": "0.1",
             },
         )
-        self.silences = app.GlobalTable(SILENCE_TABLE, partitions=n, schema=schema)
+        self.silences = app.GlobalTable(SILENCE_TABLE, partitions=n, key_type=bytes, value_type=bytes)
         self.source_roles = {
             topics.events: "events",
             self.rekey_topic.get_topic_name(): "events",
@@ -524,14 +525,21 @@ class WorkerRuntime:
         self.pipelines.shared.replace_silences(raw)
 
     async def idle_sweep(self) -> None:
-        """Send a tick to every held rollout idle for ``idle_after_s`` (handled by its owner, in order)."""
+        """Send a tick to every held rollout idle for ``idle_after_s`` (handled by its owner, in order).
+
+        Idle means: no event for that long *and* nothing unread on its partition — a worker that is
+        catching up (after a restart, under load) never mistakes its own backlog for quiet traffic."""
         now = self.clock()
+        behind = self.lag()
+        sources = (self.topics.events, self.rekey_topic.get_topic_name())
         for rid, rt in list(self.runtimes.items()):
             if rt.idle_handled or now - rt.last_event_wall < self.options.idle_after_s:
                 continue
             p = rt.pipeline
             if not math.isfinite(p.last_ts):
                 continue
+            if any(behind.get((t, rt.partition), 0) > 0 for t in sources):
+                continue  # its partition has unread events: it is not idle, this worker is behind
             tick = {
                 "rollout_id": rid,
                 "since_wall": rt.last_event_wall,
@@ -606,11 +614,10 @@ class WorkerRuntime:
                 continue
             try:
                 high = consumer.highwater(_faust_tp(t, p))
-                seen = self.tracker.low(t, p)
             except Exception:
                 continue
             if high is not None:
-                out[(t, p)] = max(int(high) - max(seen, 0), 0)
+                out[(t, p)] = max(int(high) - (self.tracker.head(t, p) + 1), 0)
         return out
 
     def status(self, rollout_id: str | None = None) -> dict[str, Any]:
@@ -752,7 +759,10 @@ def create_app(
         "web_stats_enabled": False,
         "consumer_auto_offset_reset": "earliest",
         "autodiscover": False,
-        "stream_wait_empty": False,  # held (uncheckpointed) events must not block a rebalance
+        # Held (not yet checkpointed) events must not block a rebalance: the next owner re-reads them.
+        "stream_wait_empty": False,
+        "broker_session_timeout": options.session_timeout_s,
+        "broker_heartbeat_interval": max(options.session_timeout_s / 5.0, 0.5),
         "table_cleanup_interval": 30.0,
     }
     credentials = options.security.faust_credentials()

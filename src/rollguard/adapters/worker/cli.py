@@ -67,6 +67,7 @@ def options_from(
         checkpoint_max_lag=w.checkpoint_max_lag,
         replication=w.replication,
         rocksdb_block_cache_mb=w.rocksdb_block_cache_mb,
+        session_timeout_s=w.session_timeout_s,
     )
 
 

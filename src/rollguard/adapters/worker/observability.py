@@ -171,5 +171,17 @@ def rollout_status(p: RolloutPipeline) -> dict[str, Any]:
         "health": monitor.health.value if monitor is not None else None,
         "counters": dict(monitor.counters) if monitor is not None else {},
         "duplicates": p.duplicates,
+        "cohort_counts": cohort_counts(p),
         "cohorts": [{"cohort": c, "checks": checks} for c, checks in sorted(cohorts.items())],
+    }
+
+
+def cohort_counts(p: RolloutPipeline) -> dict[str, list[int]]:
+    """Requests counted per live cohort and arm, ``{cohort: [control, canary]}`` (closed batches)."""
+    monitor = p.engine.monitors.get(p.rollout_id)
+    if monitor is None:
+        return {}
+    return {
+        c.key: [int(monitor.counts[c.slot, 0, 0]), int(monitor.counts[c.slot, 1, 0])]
+        for c in sorted(monitor.registry.live(), key=lambda c: c.key)
     }

@@ -89,6 +89,11 @@ class OffsetTracker:
             return 0
         return part.head - part.first_uncovered[rollout_id]
 
+    def head(self, topic: str, partition: int) -> int:
+        """The newest offset read from this partition (-1: none yet)."""
+        part = self._parts.get((topic, partition))
+        return part.head if part is not None else -1
+
     def uncovered(self, topic: str, partition: int) -> dict[str, int]:
         part = self._parts.get((topic, partition))
         return dict(part.first_uncovered) if part is not None else {}

@@ -66,7 +66,8 @@ def dead_letter_record(
     """The dead-letter v1 object for one rejected message; ``now`` is wall-clock epoch seconds."""
     size = len(value) if value is not None else 0
     truncated = value is not None and size > MAX_ORIGINAL
-    original, original_encoding = encode_bytes(value[:KEPT_PREFIX] if truncated and value is not None else value)
+    kept = value[:KEPT_PREFIX] if truncated and value is not None else value
+    original, original_encoding = encode_bytes(kept)
     original_key, key_encoding = encode_bytes(key[:KEPT_PREFIX] if key is not None else None)
     extra: dict[str, Any] = {}
     if truncated and value is not None:

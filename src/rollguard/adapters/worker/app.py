@@ -130,7 +130,6 @@ class RolloutRuntime:
     covered: dict[TP, int] = field(default_factory=dict)  # source offsets inside the last checkpoint
     applied: dict[TP, int] = field(default_factory=dict)  # newest source offsets applied to the state
     suppress: set[str] = field(default_factory=set)  # outputs already published (read back at restore)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     batches: int = 0  # batches closed at the last checkpoint
     checkpoint_wall: float = 0.0
     last_event_wall: float = 0.0
@@ -166,7 +165,9 @@ class WorkerRuntime:
         self.assigned: set[TP] = set()
         self.generation = 0  # bumped at every assignment: held rollouts are restored afresh
         self.restored_generation = -1
-        self.restore_lock = asyncio.Lock()
+        # One message at a time across every agent: a rebalance (which bumps ``generation``) can then only
+        # interleave at an await, and every handler re-checks the generation before it acks anything.
+        self.work_lock = asyncio.Lock()
         self.streams: dict[str, Any] = {}  # source topic -> the (noack) stream whose events we ack
         self.metrics = WorkerMetrics(lambda: (rt.pipeline for rt in self.runtimes.values()), self.lag)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -215,28 +216,24 @@ class WorkerRuntime:
 
     def on_revoked(self, revoked: Iterable[Any]) -> None:
         # Eager rebalances revoke everything: what this worker held is restored from the checkpoints
-        # when the assignment is known again; events it had not acked will be delivered again.
+        # at the next message (events it had not acked will be delivered again). Handlers in flight
+        # see the generation change and ack nothing more.
         self.generation += 1
-        self.runtimes.clear()
-        self.pipelines.by_rollout.clear()
-        self.tracker = OffsetTracker()
 
     def events_partitions(self) -> set[int]:
         names = {self.topics.events, self.rekey_topic.get_topic_name()}
         return {p for t, p in self.assigned if t in names}
 
     async def ready(self) -> None:
-        """Restore every rollout of the assigned partitions once per assignment (before any message)."""
+        """Restore every rollout of the assigned partitions once per assignment (before any message;
+        called under :attr:`work_lock`)."""
         if self.restored_generation == self.generation:
             return
-        async with self.restore_lock:
-            if self.restored_generation == self.generation:
-                return
-            generation = self.generation
-            await self._restore_all()
-            self.restored_generation = generation
-            if self.timings.restored is None:
-                self.timings.restored = time.monotonic()
+        generation = self.generation
+        await self._restore_all()
+        self.restored_generation = generation
+        if self.timings.restored is None:
+            self.timings.restored = time.monotonic()
 
     async def _restore_all(self) -> None:
         self.runtimes.clear()
@@ -353,6 +350,7 @@ class WorkerRuntime:
         return rt
 
     async def checkpoint(self, rt: RolloutRuntime, reason: str) -> None:
+        generation = self.generation
         rid = rt.pipeline.rollout_id
         covered = {**rt.covered, **rt.applied}
         cp = Checkpoint(rid, rt.pipeline.to_state(), covered, dict(self.marks))
@@ -365,11 +363,12 @@ class WorkerRuntime:
         rt.batches = _batches(rt.pipeline)
         rt.checkpoint_wall = self.clock()
         rt.dirty = False
-        self.tracker.covered(rid, covered)
         self.stats.checkpoints += 1
         self.metrics.checkpoints.labels(reason).inc()
         self.metrics.checkpoint_bytes.labels(rid).set(len(blob))
-        await self.release_all()
+        if generation == self.generation:
+            self.tracker.covered(rid, covered)
+            await self.release_all()
 
     async def publish(self, rt: RolloutRuntime, step: Step) -> None:
         """Publish a step's outputs in order and wait until Kafka has them all."""
@@ -412,8 +411,7 @@ class WorkerRuntime:
         result = validate_message(event.value)
         if isinstance(result, EventError):
             await self.dead_letter(event, result)
-            self.tracker.hold(msg.topic, msg.partition, msg.offset, None, event)
-            await self.release(tp)
+            await self._settle(generation, event, None)
             return
         rid = result.rollout_id
         key = rid.encode("utf-8")
@@ -425,45 +423,50 @@ class WorkerRuntime:
             await (await self.rekey_topic.send(key=key, value=_raw(event.value), force=True))
             self.stats.rekeyed += 1
             self.metrics.rekeyed.labels(msg.topic).inc()
-            self.tracker.hold(msg.topic, msg.partition, msg.offset, None, event)
-            await self.release(tp)
+            await self._settle(generation, event, None)
             return
         rt = await self.runtime(rid)
-        async with rt.lock:
-            if generation != self.generation:
-                return  # revoked meanwhile: the new owner applies it
-            if msg.offset <= rt.covered.get(tp, -1):
-                self.tracker.hold(msg.topic, msg.partition, msg.offset, None, event)
-                self.stats.skipped += 1
-                self.metrics.skipped.labels("checkpointed").inc()
-                await self.release(tp)
-                return
-            self.tracker.hold(msg.topic, msg.partition, msg.offset, rid, event)
-            duplicates = rt.pipeline.duplicates
-            started = time.perf_counter()
-            step = rt.pipeline.process(result)
-            closed = _batches(rt.pipeline) != rt.batches
-            if closed:
-                self.metrics.batch_seconds.observe(time.perf_counter() - started)
-            rt.applied[tp] = msg.offset
-            rt.last_event_wall = self.clock()
-            rt.idle_handled = False
-            rt.dirty = True
-            if rt.pipeline.duplicates != duplicates:
-                self.stats.skipped += 1
-                self.metrics.skipped.labels("duplicate").inc()
-            else:
-                self.stats.applied += 1
-                self.metrics.events.labels(rid, result.arm).inc()
-            await self.publish(rt, step)
-            if step.alerts or step.commands:
-                await self.checkpoint(rt, "outputs")
-            elif closed and rt.last_event_wall - rt.checkpoint_wall >= self.options.checkpoint_every_s:
-                await self.checkpoint(rt, "batch")
-            elif self.tracker.lag(msg.topic, msg.partition, rid) >= self.options.checkpoint_max_lag:
-                await self.checkpoint(rt, "lag")
-            else:
-                await self.release(tp)
+        if generation != self.generation:
+            return  # revoked meanwhile: it is delivered again after the restore
+        if msg.offset <= rt.covered.get(tp, -1):
+            self.stats.skipped += 1
+            self.metrics.skipped.labels("checkpointed").inc()
+            await self._settle(generation, event, None)
+            return
+        self.tracker.hold(msg.topic, msg.partition, msg.offset, rid, event)
+        duplicates = rt.pipeline.duplicates
+        started = time.perf_counter()
+        step = rt.pipeline.process(result)
+        closed = _batches(rt.pipeline) != rt.batches
+        if closed:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        rt.applied[tp] = msg.offset
+        rt.last_event_wall = self.clock()
+        rt.idle_handled = False
+        rt.dirty = True
+        if rt.pipeline.duplicates != duplicates:
+            self.stats.skipped += 1
+            self.metrics.skipped.labels("duplicate").inc()
+        else:
+            self.stats.applied += 1
+            self.metrics.events.labels(rid, result.arm).inc()
+        await self.publish(rt, step)
+        if step.alerts or step.commands:
+            await self.checkpoint(rt, "outputs")
+        elif closed and rt.last_event_wall - rt.checkpoint_wall >= self.options.checkpoint_every_s:
+            await self.checkpoint(rt, "batch")
+        elif self.tracker.lag(msg.topic, msg.partition, rid) >= self.options.checkpoint_max_lag:
+            await self.checkpoint(rt, "lag")
+        elif generation == self.generation:
+            await self.release(tp)
+
+    async def _settle(self, generation: int, event: Any, rollout_id: str | None) -> None:
+        """Hold a handled message until it may be acked (never across a rebalance)."""
+        if generation != self.generation:
+            return
+        msg = event.message
+        self.tracker.hold(msg.topic, msg.partition, msg.offset, rollout_id, event)
+        await self.release((msg.topic, msg.partition))
 
     async def on_input(self, event: Any) -> None:
         """An ack (acks topic) or an operator action (control topic); commands there are skipped."""
@@ -498,15 +501,14 @@ class WorkerRuntime:
         if not is_action and rid not in self.runtimes:
             return  # an ack for a rollout this worker holds no state for: nothing it could move
         rt = await self.runtime(rid)
-        async with rt.lock:
-            if generation != self.generation:
-                return
-            before = dict(self.pipelines.shared.silences)
-            step = self.pipelines.on_input(item)
-            self.metrics.inputs.labels(kind).inc()
-            await self.publish(rt, step)
-            await self._share_silences(before)
-            await self.checkpoint(rt, kind)
+        if generation != self.generation:
+            return
+        before = dict(self.pipelines.shared.silences)
+        step = self.pipelines.on_input(item)
+        self.metrics.inputs.labels(kind).inc()
+        await self.publish(rt, step)
+        await self._share_silences(before)
+        await self.checkpoint(rt, kind)
 
     async def _share_silences(self, before: Mapping[str, Any]) -> None:
         """Silences added or removed here reach every worker through the global table."""
@@ -561,16 +563,13 @@ class WorkerRuntime:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
         rt = self.runtimes.get(rid)
-        if rt is None:
-            return
-        async with rt.lock:
-            if generation != self.generation or rt.last_event_wall != since:
-                return  # traffic came back meanwhile: the tick is moot
-            step = rt.pipeline.flush()
-            step += rt.pipeline.advance(advance_to)
-            await self.publish(rt, step)
-            if step or rt.dirty:
-                await self.checkpoint(rt, "idle")
+        if rt is None or generation != self.generation or rt.last_event_wall != since:
+            return  # not held here any more, or traffic came back meanwhile: the tick is moot
+        step = rt.pipeline.flush()
+        step += rt.pipeline.advance(advance_to)
+        await self.publish(rt, step)
+        if step or rt.dirty:
+            await self.checkpoint(rt, "idle")
 
     # ------------------------------------------------------------------ acking and dead letters
     async def release(self, tp: TP) -> None:
@@ -779,7 +778,8 @@ def create_app(
         # Nothing a message holds may stop the stream (an agent that raises is dead): a bug while
         # handling one is logged, counted and the message dead-lettered so it can be replayed.
         try:
-            await handler(event, *args)
+            async with rt.work_lock:
+                await handler(event, *args)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -821,8 +821,9 @@ def create_app(
 
     @app.timer(interval=options.tick_s)  # type: ignore[untyped-decorator]
     async def sweep() -> None:
-        rt.sync_silences()
-        await rt.idle_sweep()
+        async with rt.work_lock:
+            rt.sync_silences()
+            await rt.idle_sweep()
 
     async def _assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         rt.on_assigned(args[0] if args else kwargs.get("assigned", ()))

@@ -170,6 +170,7 @@ def rollout_status(p: RolloutPipeline) -> dict[str, Any]:
         "phase": monitor.phase if monitor is not None else None,
         "health": monitor.health.value if monitor is not None else None,
         "counters": dict(monitor.counters) if monitor is not None else {},
+        "open_batch": len(monitor.buffer) if monitor is not None else 0,
         "duplicates": p.duplicates,
         "cohort_counts": cohort_counts(p),
         "cohorts": [{"cohort": c, "checks": checks} for c, checks in sorted(cohorts.items())],

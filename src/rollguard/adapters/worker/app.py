@@ -42,14 +42,15 @@ from typing import Any, Final, cast
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from rollguard.adapters import dead_letter
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.worker.checkpoint import Checkpoint
 from rollguard.adapters.worker.observability import WorkerMetrics, rollout_status
-from rollguard.adapters.worker.offsets import OffsetTracker
+from rollguard.adapters.worker.offsets import OffsetTracker, ReadGuard
 from rollguard.adapters.worker.outputs import DEDUPED_ROLES, ids_by_rollout, records_of
+from rollguard.adapters.worker.side_reads import SideReader, SourceRecord, as_source
 from rollguard.adapters.worker.topics import WorkerTopics, partition_for
 from rollguard.domain.events import Event, EventError, parse_event
 from rollguard.pipeline.pipelines import Pipelines
@@ -58,6 +59,9 @@ from rollguard.policy.policy import OPERATOR_ACTIONS
 from rollguard.settings import Config
 
 log = logging.getLogger("rollguard.worker")
+# Offsets, checkpoints and acks, one line each (``--log-level debug`` or this logger at DEBUG): enough to
+# reconstruct after a crash what was applied, covered and committed.
+trace = logging.getLogger("rollguard.worker.offsets")
 
 TP = tuple[str, int]
 STATE_TABLE: Final = "pipelines"
@@ -99,6 +103,7 @@ class WorkerStats:
     restored: int = 0
     checkpoints: int = 0
     suppressed: int = 0
+    refetched: int = 0  # messages Faust did not deliver, read by the worker itself
 
 
 @dataclass(slots=True)
@@ -158,6 +163,7 @@ class WorkerRuntime:
         self.pipelines = Pipelines(config, signing_key=signing_key, instance=options.instance)
         self.runtimes: dict[str, RolloutRuntime] = {}
         self.tracker = OffsetTracker()
+        self.guard = ReadGuard()
         self.marks: dict[TP, int] = {}  # newest offset known on each output partition
         self.output_partitions: dict[str, int] = {}
         self.stats = WorkerStats()
@@ -168,7 +174,10 @@ class WorkerRuntime:
         # One message at a time across every agent: a rebalance (which bumps ``generation``) can then only
         # interleave at an await, and every handler re-checks the generation before it acks anything.
         self.work_lock = asyncio.Lock()
-        self.streams: dict[str, Any] = {}  # source topic -> the (noack) stream whose events we ack
+        self.committed: dict[TP, int] = {}  # source offsets this worker committed (in this assignment)
+        self.lowest_needed: dict[TP, int] = {}  # per source partition, where this assignment must start
+        self.side = SideReader(options.bootstrap, options.client_id or options.app_id, options.app_id,
+                               options.security)  # fmt: skip
         self.metrics = WorkerMetrics(lambda: (rt.pipeline for rt in self.runtimes.values()), self.lag)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         n = topics.partitions
@@ -205,16 +214,19 @@ class WorkerRuntime:
             topics.acks: "acks",
             topics.control: "control",
             self.inputs_topic.get_topic_name(): "inputs",
+            self.ticks_topic.get_topic_name(): "ticks",
         }
 
     # ------------------------------------------------------------------ partitions
     def on_assigned(self, assigned: Iterable[Any]) -> None:
         self.assigned = {(tp.topic, tp.partition) for tp in assigned}
+        trace.debug("assigned %s", sorted(self.assigned))
         self.generation += 1
         if self.timings.assigned is None and self.assigned:
             self.timings.assigned = time.monotonic()
 
     def on_revoked(self, revoked: Iterable[Any]) -> None:
+        trace.debug("revoked (generation %d)", self.generation)
         # Eager rebalances revoke everything: what this worker held is restored from the checkpoints
         # at the next message (events it had not acked will be delivered again). Handlers in flight
         # see the generation change and ack nothing more.
@@ -230,6 +242,7 @@ class WorkerRuntime:
         if self.restored_generation == self.generation:
             return
         generation = self.generation
+        trace.debug("restoring for generation %d (assigned %d partitions)", generation, len(self.assigned))
         await self._restore_all()
         self.restored_generation = generation
         if self.timings.restored is None:
@@ -239,6 +252,8 @@ class WorkerRuntime:
         self.runtimes.clear()
         self.pipelines.by_rollout.clear()
         self.tracker = OffsetTracker()
+        self.guard = ReadGuard()
+        self.committed = {}
         mine = self.events_partitions()
         n = self.topics.partitions
         checkpoints = [
@@ -246,94 +261,50 @@ class WorkerRuntime:
             for key, blob in list(self.table.data.items())
             if blob is not None and partition_for(key, n) in mine
         ]
-        await self._learn_output_partitions()
+        ends = await self.side.partitions(self.topics.name(role) for role in DEDUPED_ROLES)
+        self.output_partitions = {t: sum(1 for tt, _ in ends if tt == t) for t, _ in ends}
+        for tp, end in ends.items():
+            self.marks[tp] = max(self.marks.get(tp, -1), end - 1)
         lows: dict[TP, int] = {}
         for cp in checkpoints:
             for tp, mark in cp.marks.items():
-                lows[tp] = min(lows.get(tp, mark), mark)
-        found = await self._read_back(lows) if lows else {}
+                if tp in ends:
+                    lows[tp] = min(lows.get(tp, mark), mark)
+        found = ids_by_rollout((r.key, r.value) for r in await self.side.records(lows)) if lows else {}
         shared, model = self.pipelines.shared, self.pipelines.model
         for cp in checkpoints:
             pipeline = RolloutPipeline.from_state(
-                cp.state,
-                self.config,
-                shared,
-                model=model,
-                signing_key=self.pipelines.signing_key,
-                instance=self.pipelines.instance,
-            )
+                cp.state, self.config, shared, model=model,
+                signing_key=self.pipelines.signing_key, instance=self.pipelines.instance,
+            )  # fmt: skip
             rt = RolloutRuntime(
-                pipeline,
-                partition_for(cp.rollout_id.encode(), n),
-                dict(cp.covered),
-                dict(cp.covered),
+                pipeline, partition_for(cp.rollout_id.encode(), n), dict(cp.covered), dict(cp.covered),
                 found.get(cp.rollout_id, set()),
-            )
+            )  # fmt: skip
             rt.batches = _batches(pipeline)
             rt.checkpoint_wall = rt.last_event_wall = self.clock()
             self.runtimes[cp.rollout_id] = rt
+            trace.debug("restore %s covered=%s events=%s", cp.rollout_id, cp.covered, _events_in(pipeline))
             self.pipelines.by_rollout[cp.rollout_id] = pipeline
+        # Where each source partition must start: at its committed offset, and no later than just
+        # after the oldest checkpoint that covers it (a message Faust skips before that is read here).
+        sources = sorted(tp for tp in self.assigned if tp[0] in self.source_roles)
+        committed = await self.side.committed(sources)
+        self.lowest_needed = {}
+        for tp in sources:
+            needed = [c for c in (committed.get(tp),) if c is not None]
+            needed += [rt.covered[tp] + 1 for rt in self.runtimes.values() if tp in rt.covered]
+            if needed:
+                self.lowest_needed[tp] = min(needed)
+            if committed.get(tp) is not None:
+                self.committed[tp] = int(committed[tp])  # type: ignore[arg-type]
         self.stats.restored += len(checkpoints)
         self.metrics.restores.inc(len(checkpoints))
+        trace.debug("lowest needed %s", sorted(self.lowest_needed.items()))
         if checkpoints:
             log.info(
                 "restored %d rollouts; %d outputs read back", len(checkpoints), sum(map(len, found.values()))
             )
-
-    async def _learn_output_partitions(self) -> None:
-        """Partition counts of the output topics, and their end offsets as the first marks."""
-        consumer = self._consumer()
-        await consumer.start()
-        try:
-            tps = []
-            for role in DEDUPED_ROLES:
-                name = self.topics.name(role)
-                parts = await _partitions_for(consumer, name)
-                self.output_partitions[name] = len(parts)
-                tps += [TopicPartition(name, p) for p in parts]
-            ends = await consumer.end_offsets(tps)
-            for tp, end in ends.items():
-                key = (tp.topic, tp.partition)
-                self.marks[key] = max(self.marks.get(key, -1), end - 1)
-        finally:
-            await consumer.stop()
-
-    async def _read_back(self, since: Mapping[TP, int]) -> dict[str, set[str]]:
-        """Output ids on each (deduplicated) output partition after ``since``, by rollout."""
-        consumer = self._consumer()
-        await consumer.start()
-        try:
-            tps = [TopicPartition(t, p) for t, p in sorted(since) if t in self.output_partitions]
-            if not tps:
-                return {}
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            todo = {}
-            for tp in tps:
-                start = since[(tp.topic, tp.partition)] + 1
-                if start < ends[tp]:
-                    consumer.seek(tp, start)
-                    todo[tp] = ends[tp]
-            messages: list[tuple[bytes | None, bytes | None]] = []
-            while todo:
-                batch = await consumer.getmany(*todo, timeout_ms=1000)
-                for records in batch.values():
-                    messages += [(r.key, r.value) for r in records]
-                for tp in list(todo):
-                    if await consumer.position(tp) >= todo[tp]:
-                        del todo[tp]
-            return ids_by_rollout(messages)
-        finally:
-            await consumer.stop()
-
-    def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.options.bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            client_id=f"{self.options.client_id or self.options.app_id}-readback",
-            **self.options.security.aiokafka_kwargs(),
-        )
 
     # ------------------------------------------------------------------ rollouts
     async def runtime(self, rollout_id: str) -> RolloutRuntime:
@@ -359,6 +330,7 @@ class WorkerRuntime:
         self.table.data[key] = blob
         fut = await self.table.changelog_topic.send(key=key, value=blob, partition=rt.partition, force=True)
         await fut
+        trace.debug("checkpoint %s %s covered=%s events=%s", rid, reason, covered, _events_in(rt.pipeline))
         rt.covered = covered
         rt.batches = _batches(rt.pipeline)
         rt.checkpoint_wall = self.clock()
@@ -368,7 +340,7 @@ class WorkerRuntime:
         self.metrics.checkpoint_bytes.labels(rid).set(len(blob))
         if generation == self.generation:
             self.tracker.covered(rid, covered)
-            await self.release_all()
+            await self.commit()
 
     async def publish(self, rt: RolloutRuntime, step: Step) -> None:
         """Publish a step's outputs in order and wait until Kafka has them all."""
@@ -401,46 +373,71 @@ class WorkerRuntime:
         return self.config.alerts.route(str(alert["severity"])).role
 
     # ------------------------------------------------------------------ messages
-    async def on_event(self, event: Any, stream: Any) -> None:
-        """One message of the events (or re-key) topic; never raises for what the message holds."""
-        msg = event.message
-        tp = (msg.topic, msg.partition)
-        self.streams[msg.topic] = stream
+    async def deliver(self, record: SourceRecord) -> None:
+        """A message from one of the source topics, in its partition's order, never raising for what it
+        holds. A hole before it (messages Faust did not deliver) is read and applied first."""
         await self.ready()
         generation = self.generation
-        result = validate_message(event.value)
+        tp = record.tp
+        if not self.guard.knows(tp):
+            self.guard.start(tp, self.lowest_needed.get(tp))
+        verdict = self.guard.check(tp, record.offset)
+        if verdict == "old":
+            return
+        records = [record]
+        if isinstance(verdict, tuple):
+            first, end = verdict
+            log.warning(
+                "%s[%d]: offsets %d..%d were not delivered: reading them", tp[0], tp[1], first, end - 1
+            )
+            trace.debug("hole %s[%d] %d..%d", tp[0], tp[1], first, end - 1)
+            records = [*await self.side.records({tp: first - 1}, {tp: end}), record]
+            self.stats.refetched += len(records) - 1
+        for r in records:
+            if generation != self.generation:
+                return  # revoked meanwhile: it is delivered again after the restore
+            role = self.source_roles[r.topic]
+            if role == "events":
+                await self.on_event(r, generation)
+            elif role == "ticks":
+                await self.on_tick(r, generation)
+            else:
+                await self.on_input(r, generation)
+
+    async def on_event(self, r: SourceRecord, generation: int) -> None:
+        """One message of the events (or re-key) topic."""
+        tp = r.tp
+        result = validate_message(r.value)
         if isinstance(result, EventError):
-            await self.dead_letter(event, result)
-            await self._settle(generation, event, None)
+            await self.dead_letter(r, result)
+            self._handled(generation, r, None)
             return
         rid = result.rollout_id
         key = rid.encode("utf-8")
-        misplaced = (
-            partition_for(key, self.topics.partitions) != msg.partition or _decode_key(event.key) != rid
-        )
-        if misplaced and msg.topic == self.topics.events:
+        misplaced = partition_for(key, self.topics.partitions) != r.partition or _decode_key(r.key) != rid
+        if misplaced and r.topic == self.topics.events:
             # Applying it here would put this rollout's state on the wrong partition: route it.
-            await (await self.rekey_topic.send(key=key, value=_raw(event.value), force=True))
+            await (await self.rekey_topic.send(key=key, value=r.value, force=True))
             self.stats.rekeyed += 1
-            self.metrics.rekeyed.labels(msg.topic).inc()
-            await self._settle(generation, event, None)
+            self.metrics.rekeyed.labels(r.topic).inc()
+            self._handled(generation, r, None)
             return
         rt = await self.runtime(rid)
         if generation != self.generation:
-            return  # revoked meanwhile: it is delivered again after the restore
-        if msg.offset <= rt.covered.get(tp, -1):
+            return
+        if r.offset <= rt.covered.get(tp, -1):
             self.stats.skipped += 1
             self.metrics.skipped.labels("checkpointed").inc()
-            await self._settle(generation, event, None)
+            self._handled(generation, r, None)
             return
-        self.tracker.hold(msg.topic, msg.partition, msg.offset, rid, event)
+        self.tracker.read(tp, r.offset, rid)
         duplicates = rt.pipeline.duplicates
         started = time.perf_counter()
         step = rt.pipeline.process(result)
         closed = _batches(rt.pipeline) != rt.batches
         if closed:
             self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        rt.applied[tp] = msg.offset
+        rt.applied[tp] = r.offset
         rt.last_event_wall = self.clock()
         rt.idle_handled = False
         rt.dirty = True
@@ -455,50 +452,45 @@ class WorkerRuntime:
             await self.checkpoint(rt, "outputs")
         elif closed and rt.last_event_wall - rt.checkpoint_wall >= self.options.checkpoint_every_s:
             await self.checkpoint(rt, "batch")
-        elif self.tracker.lag(msg.topic, msg.partition, rid) >= self.options.checkpoint_max_lag:
+        elif self.tracker.lag(tp, rid) >= self.options.checkpoint_max_lag:
             await self.checkpoint(rt, "lag")
-        elif generation == self.generation:
-            await self.release(tp)
 
-    async def _settle(self, generation: int, event: Any, rollout_id: str | None) -> None:
-        """Hold a handled message until it may be acked (never across a rebalance)."""
-        if generation != self.generation:
-            return
-        msg = event.message
-        self.tracker.hold(msg.topic, msg.partition, msg.offset, rollout_id, event)
-        await self.release((msg.topic, msg.partition))
+    def _handled(self, generation: int, r: SourceRecord, rollout_id: str | None) -> None:
+        """Count a handled message towards what may be committed (never across a rebalance)."""
+        if generation == self.generation:
+            self.tracker.read(r.tp, r.offset, rollout_id)
 
-    async def on_input(self, event: Any) -> None:
+    async def on_input(self, r: SourceRecord, generation: int) -> None:
         """An ack (acks topic) or an operator action (control topic); commands there are skipped."""
-        msg = event.message
-        await self.ready()
-        generation = self.generation
-        value = _raw(event.value)
         try:
-            item = orjson.loads(value) if value is not None else None
+            item = orjson.loads(r.value) if r.value is not None else None
         except orjson.JSONDecodeError as exc:
-            await self.dead_letter(event, EventError("", f"not valid JSON: {exc}"), contract="input")
+            await self.dead_letter(r, EventError("", f"not valid JSON: {exc}"), contract="input")
+            self._handled(generation, r, None)
             return
         if not isinstance(item, dict):
-            await self.dead_letter(event, EventError("", "must be a JSON object"), contract="input")
+            await self.dead_letter(r, EventError("", "must be a JSON object"), contract="input")
+            self._handled(generation, r, None)
             return
         is_action = "action" in item
         if is_action and item.get("action") not in OPERATOR_ACTIONS:
+            self._handled(generation, r, None)
             return  # a rollout command (ours, for controllers) or a record type rollguard does not consume
         kind = "operator" if is_action else "ack"
         rid = item.get("rollout_id")
         if not isinstance(rid, str) or not rid:
-            await self.dead_letter(
-                event, EventError("rollout_id", "required field is missing"), contract=kind
-            )
+            await self.dead_letter(r, EventError("rollout_id", "required field is missing"), contract=kind)
+            self._handled(generation, r, None)
             return
         key = rid.encode("utf-8")
-        if partition_for(key, self.topics.partitions) != msg.partition:
-            await (await self.inputs_topic.send(key=key, value=value, force=True))
+        if partition_for(key, self.topics.partitions) != r.partition:
+            await (await self.inputs_topic.send(key=key, value=r.value, force=True))
             self.stats.rekeyed += 1
-            self.metrics.rekeyed.labels(msg.topic).inc()
+            self.metrics.rekeyed.labels(r.topic).inc()
+            self._handled(generation, r, None)
             return
         if not is_action and rid not in self.runtimes:
+            self._handled(generation, r, None)
             return  # an ack for a rollout this worker holds no state for: nothing it could move
         rt = await self.runtime(rid)
         if generation != self.generation:
@@ -508,6 +500,7 @@ class WorkerRuntime:
         self.metrics.inputs.labels(kind).inc()
         await self.publish(rt, step)
         await self._share_silences(before)
+        self._handled(generation, r, None)  # the checkpoint below covers its effect
         await self.checkpoint(rt, kind)
 
     async def _share_silences(self, before: Mapping[str, Any]) -> None:
@@ -550,11 +543,11 @@ class WorkerRuntime:
             await self.ticks_topic.send(key=rid.encode(), value=orjson.dumps(tick), force=True)
             rt.idle_handled = True
 
-    async def on_tick(self, event: Any) -> None:
-        await self.ready()
-        generation = self.generation
+    async def on_tick(self, r: SourceRecord, generation: int) -> None:
+        """An idle rollout's tick: close its open batch and move its clock on."""
+        self._handled(generation, r, None)
         try:
-            tick = orjson.loads(_raw(event.value) or b"")
+            tick = orjson.loads(r.value or b"")
             rid, since, advance_to = (
                 str(tick["rollout_id"]),
                 float(tick["since_wall"]),
@@ -571,38 +564,35 @@ class WorkerRuntime:
         if step or rt.dirty:
             await self.checkpoint(rt, "idle")
 
-    # ------------------------------------------------------------------ acking and dead letters
-    async def release(self, tp: TP) -> None:
-        stream = self.streams.get(tp[0])
-        if stream is None:
-            return
-        for held in self.tracker.releasable(*tp):
-            if not isinstance(held, int):
-                await stream.ack(held)
-
-    async def release_all(self) -> None:
+    # ------------------------------------------------------------------ commits and dead letters
+    async def commit(self) -> None:
+        """Commit each source partition's low watermark (what every checkpoint covers), when it moved."""
+        generation = self.generation
+        offsets = {}
         for tp in self.tracker.partitions():
-            await self.release(tp)
+            low = self.tracker.low(tp)
+            if low > self.committed.get(tp, -1):
+                offsets[tp] = low
+        if not offsets or generation != self.generation:
+            return
+        consumer: Any = self.app.consumer  # Faust's public commit would commit from its own acks
+        done = await consumer._commit({_faust_tp(*tp): o for tp, o in offsets.items()})
+        if done and generation == self.generation:
+            self.committed.update(offsets)
+            trace.debug("commit %s", sorted(offsets.items()))
 
-    async def dead_letter(self, event: Any, error: EventError, *, contract: str = "event.v1") -> None:
-        msg = event.message
-        ts = msg.timestamp
+    async def dead_letter(self, r: SourceRecord, error: EventError, *, contract: str = "event.v1") -> None:
+        ts = r.timestamp
         source = dead_letter.Source(
-            msg.topic, msg.partition, msg.offset, int(ts * 1000) if ts is not None else None
+            r.topic, r.partition, r.offset, int(ts * 1000) if ts is not None else None
         )
         record = dead_letter.dead_letter_record(
-            _raw(event.value),
-            _raw(event.key),
-            error,
-            source,
-            now=time.time(),
-            worker=self.options.app_id,
-            contract=contract,
+            r.value, r.key, error, source, now=time.time(), worker=self.options.app_id, contract=contract
         )
-        await (await self.dlq_topic.send(key=_raw(event.key), value=dead_letter.dumps(record), force=True))
+        await (await self.dlq_topic.send(key=r.key, value=dead_letter.dumps(record), force=True))
         self.stats.dead_lettered += 1
-        self.metrics.dead_letters.labels(msg.topic, error.field or "message").inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+        self.metrics.dead_letters.labels(r.topic, error.field or "message").inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", r.topic, r.partition, r.offset, error)
 
     # ------------------------------------------------------------------ views
     def lag(self) -> dict[TP, int]:
@@ -616,7 +606,7 @@ class WorkerRuntime:
             except Exception:
                 continue
             if high is not None:
-                out[(t, p)] = max(int(high) - (self.tracker.head(t, p) + 1), 0)
+                out[(t, p)] = max(int(high) - (self.tracker.head((t, p)) + 1), 0)
         return out
 
     def status(self, rollout_id: str | None = None) -> dict[str, Any]:
@@ -637,11 +627,17 @@ class WorkerRuntime:
                 "restored": s.restored,
                 "checkpoints": s.checkpoints,
                 "suppressed": s.suppressed,
+                "refetched": s.refetched,
                 "errors": s.errors,
             },
             "silences": [sil.to_state() for _, sil in sorted(self.pipelines.shared.silences.items())],
             "rollouts": rollouts,
         }
+
+
+def _events_in(pipeline: RolloutPipeline) -> int:
+    """Events in the pipeline's state (closed batches and the open one)."""
+    return sum(m.counters["events"] + len(m.buffer) for m in pipeline.engine.monitors.values())
 
 
 def _batches(pipeline: RolloutPipeline) -> int:
@@ -774,56 +770,47 @@ def create_app(
     app = faust.App(options.app_id, loop=loop, **settings)
     rt = WorkerRuntime(app, options, config, topics, signing_key=signing_key, clock=clock)
 
-    async def guarded(handler: Callable[..., Any], event: Any, *args: Any) -> None:
+    async def guarded(handler: Callable[..., Any], record: SourceRecord) -> None:
         # Nothing a message holds may stop the stream (an agent that raises is dead): a bug while
         # handling one is logged, counted and the message dead-lettered so it can be replayed.
         try:
             async with rt.work_lock:
-                await handler(event, *args)
+                await handler(record)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             rt.stats.errors += 1
-            m = event.message
-            log.exception("processing failed for %s[%d]@%d", m.topic, m.partition, m.offset)
+            log.exception("processing failed for %s[%d]@%d", record.topic, record.partition, record.offset)
             try:
-                await rt.dead_letter(event, EventError("", f"worker error: {type(exc).__name__}"))
+                await rt.dead_letter(record, EventError("", f"worker error: {type(exc).__name__}"))
             except Exception:
                 log.exception("could not dead-letter it either")
 
-    @app.agent(rt.events_topic, name=f"{options.app_id}.events")
-    async def events(stream: Any) -> Any:
-        s = stream.noack()
-        async for event in s.events():
-            await guarded(rt.on_event, event, s)
-            yield None
+    # Every source is read without Faust's acks: the worker commits its own offsets (see offsets.py).
+    for topic in (
+        rt.events_topic,
+        rt.rekey_topic,
+        rt.acks_topic,
+        rt.control_topic,
+        rt.inputs_topic,
+        rt.ticks_topic,
+    ):
 
-    @app.agent(rt.rekey_topic, name=f"{options.app_id}.rekeyed-events")
-    async def rekeyed_events(stream: Any) -> Any:
-        s = stream.noack()
-        async for event in s.events():
-            await guarded(rt.on_event, event, s)
-            yield None
-
-    for topic in (rt.acks_topic, rt.control_topic, rt.inputs_topic):
-
-        @app.agent(topic, name=f"{options.app_id}.inputs.{topic.get_topic_name()}")
-        async def inputs(stream: Any) -> Any:
-            async for event in stream.events():
-                await guarded(rt.on_input, event)
+        @app.agent(topic, name=f"{options.app_id}.source.{topic.get_topic_name()}")
+        async def source(stream: Any) -> Any:
+            async for event in stream.noack().events():
+                await guarded(rt.deliver, as_source(event))
                 yield None
-
-    @app.agent(rt.ticks_topic, name=f"{options.app_id}.ticks")
-    async def ticks(stream: Any) -> Any:
-        async for event in stream.events():
-            await guarded(rt.on_tick, event)
-            yield None
 
     @app.timer(interval=options.tick_s)  # type: ignore[untyped-decorator]
     async def sweep() -> None:
         async with rt.work_lock:
+            # Restore at once after an assignment, not at the first message: a quiet partition's rollouts
+            # still need their resolves and expiries, and /status must show them.
+            await rt.ready()
             rt.sync_silences()
             await rt.idle_sweep()
+            await rt.commit()
 
     async def _assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         rt.on_assigned(args[0] if args else kwargs.get("assigned", ()))
@@ -861,7 +848,7 @@ def create_app(
     async def status(self: Any, request: Any) -> Any:
         return self.json(rt.status(request.query.get("rollout")))
 
-    del events, rekeyed_events, ticks, sweep, health, metrics, status
+    del source, sweep, health, metrics, status
     return WorkerApp(app, rt)
 
 

@@ -91,6 +91,14 @@ def run_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=str(args.log_level).upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
+    trace_file = os.environ.get("ROLLGUARD_TRACE_OFFSETS")
+    if trace_file:  # every restore, checkpoint and ack, one line each: for post-mortems of crashes
+        handler = logging.FileHandler(trace_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
+        trace = logging.getLogger("rollguard.worker.offsets")
+        trace.addHandler(handler)
+        trace.setLevel(logging.DEBUG)
+        trace.propagate = False
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: env kafka-fetch lint test demo bench clean
+.PHONY: env kafka-fetch services lint test demo bench clean
 
 env:
 	@bash scripts/env.sh
@@ -13,11 +13,15 @@ env:
 kafka-fetch:
 	@bash scripts/kafka.sh fetch
 
+# Alertmanager, Prometheus, Chromium and chromedriver from Debian's packages (tests run them for real).
+services:
+	@bash scripts/services.sh
+
 lint: env
 	$(BIN)/python -m ruff check src tests benchmarks
 	$(BIN)/python -m mypy
 
-test: env kafka-fetch lint
+test: env kafka-fetch services lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --doctest-modules src/rollguard tests $(PYTEST_ARGS)
 
 demo: env

@@ -254,7 +254,7 @@ def tail_information(
         rho1 = lam_t * r / (lam_t * r + lam_c)
         drift = lam_t * p_t * math.log(rho1 / rho0) + lam_c * p_c * math.log((1 - rho1) / (1 - rho0))
         best = max(best, drift)
-    threshold = RolloutMonitor("bench", cfg).tail_onset[case.metric].threshold
+    threshold = RolloutMonitor("bench", cfg).tail_onset.banks[case.metric].threshold
     return {"canary_per_s": lam_t, "p_canary": p_t, "p_control": p_c, "nats_per_s": best,
             "threshold": threshold, "nats_in_run": best * span}  # fmt: skip
 

@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "detection": ("detection_bench.py", ["--aa", "20", "--seeds", "3", "--post", "4"]),
     "scenarios": ("replay_scenarios.py", []),
     "embeddings": ("embeddings_bench.py", ["--runs", "5", "--delay-runs", "3", "--texts", "128"]),
+    "controller": ("controller_bench.py", ["--commands", "100"]),
+    "bridge": ("bridge_bench.py", ["--alerts", "200"]),
 }
 
 

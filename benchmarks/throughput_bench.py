@@ -100,18 +100,20 @@ def memory(path: Path) -> None:
     json_bytes = 0
     resident = 0
     for monitor in engine.monitors.values():
-        cohorts = len(list(monitor.registry.live()))
-        metrics = len(monitor.tests) + len(monitor.tail_specs)
+        cohorts = len(list(monitor.membership.live()))
+        metrics = len(monitor.means.tests) + len(monitor.tails.specs)
         cohort_metrics += cohorts * metrics
         json_bytes += len(orjson.dumps(monitor.to_state()))
-        arrays: list[Any] = [monitor.counts, monitor.moments, *monitor.quality.values()]
-        for t in monitor.tests.values():
-            arrays += [t.state, t.tau2, t.drift.stat, t.post.stat, t.onset.stat]
+        stats = monitor.arrays
+        arrays: list[Any] = [stats.counts, stats.moments, *stats.quality.values()]
+        for name, t in monitor.means.tests.items():
+            drift, post = monitor.baselines.drift[name], monitor.baselines.post[name]
+            arrays += [t.state, t.tau2, drift.stat, post.stat, monitor.mean_onset.banks[name].stat]
         resident += sum(a.nbytes for a in arrays)
         resident += sum(
-            h.counts.nbytes for pairs in monitor.hists.values() for pair in pairs if pair for h in pair
+            h.counts.nbytes for pairs in stats.hists.values() for pair in pairs if pair for h in pair
         )
-        resident += monitor.units.to_state()["bits"] // 8
+        resident += monitor.sample_ratio.units.to_state()["bits"] // 8
     print(f"  rollouts {len(engine.monitors)}, (cohort, metric) states {cohort_metrics}")
     print(
         f"  JSON state: {json_bytes / 1e6:.2f} MB in all = "

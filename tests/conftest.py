@@ -8,6 +8,9 @@ import pytest
 
 import kafka_broker
 
+# Real Alertmanager and Prometheus, and a webhook sink (tests/services.py), for every test folder.
+from services import alertmanager, prometheus_for, webhook_sink  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -66,3 +66,10 @@ class Traffic:
                 format_valid=True,
                 quality={"eval_score": float(min(1.0, max(0.0, b.eval_mean + 0.1 * z_eval[i])))},
             )  # fmt: skip
+
+
+def request(t: float, arm: str = "control", **fields: object) -> Event:
+    """One hand-made event ``t`` seconds after T0 (status ok unless given; other fields as keywords)."""
+    status = str(fields.pop("status", "ok"))
+    return Event(event_id=f"e{t}-{arm}", request_id=f"q{t}-{arm}", ts=T0 + t, rollout_id="r", arm=arm,
+                 status=status, **fields)  # type: ignore[arg-type]  # fmt: skip

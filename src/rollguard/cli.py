@@ -21,6 +21,12 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(args)
 
 
+def _bridge_alertmanager(args: argparse.Namespace) -> int:
+    from rollguard.adapters.alertmanager_bridge import run_bridge_alertmanager
+
+    return run_bridge_alertmanager(args)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from rollguard.adapters.replay import replay
     from rollguard.settings.config import ConfigError, load_config
@@ -89,6 +95,12 @@ def _gate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _controller_flagd(args: argparse.Namespace) -> int:
+    from rollguard.adapters.controller.consumer import run_flagd_controller
+
+    return run_flagd_controller(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rollguard.demo import run_demo
 
@@ -152,6 +164,48 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(handler=_worker)
+
+    controller = sub.add_parser("controller", help="rollout controllers that apply rollguard's commands")
+    controller_sub = controller.add_subparsers(dest="controller_command", required=True, metavar="KIND")
+    flagd = controller_sub.add_parser(
+        "flagd", help="apply signed commands to an OpenFeature flagd flags file (JSON) and ack each one"
+    )
+    flagd.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    flagd.add_argument("--flags", required=True, help="the flagd flag definitions file (JSON) to edit")
+    flagd.add_argument("--key-file", required=True, help="file holding the HMAC key commands are signed with")
+    flagd.add_argument(
+        "--config", default=None, help="rollguard config file (YAML) with a controller: section"
+    )
+    flagd.add_argument(
+        "--accept-unsigned", action="store_true", help='also apply unsigned commands (signature "")'
+    )
+    flagd.add_argument(
+        "--state-dir",
+        default=None,
+        help="durable acks and sequences (default: .rollguard-controller/ beside --flags)",
+    )
+    flagd.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    flagd.add_argument("--log-level", default="info")
+    flagd.set_defaults(handler=_controller_flagd)
+    bridge = sub.add_parser("bridge", help="deliver the alert topics to another system")
+    bridge_sub = bridge.add_subparsers(dest="bridge_command", required=True, metavar="TARGET")
+    am = bridge_sub.add_parser(
+        "alertmanager",
+        help="post the alert topics to Alertmanager's v2 API (re-posts firing, never drops a resolve)",
+    )
+    am.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    am.add_argument("--url", required=True, help="Alertmanager's base URL, e.g. http://alertmanager:9093")
+    am.add_argument(
+        "--config", default=None, help="rollguard config file (YAML): the bridge.alertmanager section"
+    )
+    am.add_argument(
+        "--group-id",
+        default=None,
+        help="consumer group (default: bridge.alertmanager.group_id, rollguard-bridge-alertmanager)",
+    )
+    am.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    am.add_argument("--log-level", default="info")
+    am.set_defaults(handler=_bridge_alertmanager)
     return parser
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
-from rollguard.detect.batch import ARM_CANARY, ARM_CONTROL
+from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL
 from rollguard.detect.drift import CusumBank, cusum_threshold, grid_updates
 from rollguard.detect.monitor import RolloutMonitor
 from rollguard.detect.onset import MULTIPLIERS, PairedCusum, split_llr
@@ -36,18 +36,19 @@ def test_monitor_thresholds_charge_for_grid_cells_not_batches() -> None:
     assert cfg.engine.cusum_step_s == 30.0
     mon = RolloutMonitor("r", cfg)
     assert mon.onset_horizon == 481.0  # 4 h / 30 s + 1, not 4 h / 5 s
-    t = mon.tests["error_rate"]
+    t = mon.means.tests["error_rate"]
+    onset = mon.mean_onset.banks["error_rate"]
     whole, segment = mon.budget.of(t.spec)
     k = MULTIPLIERS.size
-    assert t.onset.threshold == pytest.approx(math.log(k * 481.0 / (segment / 2)))
-    assert t.onset.threshold_whole == pytest.approx(math.log(k * 481.0 / (whole / 2)))
+    assert onset.threshold == pytest.approx(math.log(k * 481.0 / (segment / 2)))
+    assert onset.threshold_whole == pytest.approx(math.log(k * 481.0 / (whole / 2)))
     drift_h = cusum_threshold(grid_updates(cfg.engine.drift_horizon_s, 30.0), segment) + math.log(k)
-    assert t.drift.threshold == pytest.approx(drift_h)
+    assert mon.baselines.drift["error_rate"].threshold == pytest.approx(drift_h)
     post_h = cusum_threshold(grid_updates(cfg.engine.post_rollout_period_s, 30.0), segment / 2) + math.log(k)
-    assert t.post.threshold == pytest.approx(post_h)
-    tail = mon.tail_onset["latency_ms.p95"]
+    assert mon.baselines.post["error_rate"].threshold == pytest.approx(post_h)
+    tail = mon.tail_onset.banks["latency_ms.p95"]
     assert tail.step_s == 30.0 and tail.threshold == pytest.approx(
-        math.log(k * 481.0 / (mon.budget.of(mon.tail_specs[0])[1] / 2))
+        math.log(k * 481.0 / (mon.budget.of(mon.tails.specs[0])[1] / 2))
     )
 
 
@@ -140,11 +141,11 @@ def test_paired_cusum_state_round_trip_keeps_pending_evidence() -> None:
 def test_tail_exceedances_are_counted_exactly_not_by_bucket() -> None:
     """Canary values just above T = 1.1·q̂ count as exceedances (a 2%-bucket rounding would drop them)."""
     mon = RolloutMonitor("r", Config())
-    spec = next(s for s in mon.tail_specs if s.name == "latency_ms.p95")
+    spec = next(s for s in mon.tails.specs if s.name == "latency_ms.p95")
     rng = np.random.default_rng(0)
     for arm in (ARM_CONTROL, ARM_CANARY):
-        mon._hist("latency_ms", 0, arm).update_many(rng.lognormal(7.0, 0.5, 2000))
-    q = mon.hists["latency_ms"][0][ARM_CONTROL].quantile(0.95)
+        mon.arrays.hist("latency_ms", 0, arm).update_many(rng.lognormal(7.0, 0.5, 2000))
+    q = mon.arrays.hists["latency_ms"][0][ARM_CONTROL].quantile(0.95)
     t_bar = 1.1 * q
     # 10 canary values at T·(1 + 1e-6), 90 at T / 2; 200 control values, 20 above q
     canary = [t_bar * (1 + 1e-6)] * 10 + [t_bar / 2] * 90
@@ -153,15 +154,15 @@ def test_tail_exceedances_are_counted_exactly_not_by_bucket() -> None:
     arms = np.array([ARM_CANARY] * 100 + [ARM_CONTROL] * 200)
     rows = arms.astype(np.int64)  # slot 0
     members = np.arange(values.size)
-    live = np.zeros(mon.cap, dtype=bool)
+    live = np.zeros(mon.arrays.cap, dtype=bool)
     live[0] = True
     continuous = {f: np.full(values.size, np.nan) for f in ("latency_ms", "ttft_ms", "tpot_ms")}
     continuous["latency_ms"] = values
-    bank = mon.tail_onset[spec.name]
-    mon._tail_onset(1000.0, live, rows, members, continuous)
+    bank = mon.tail_onset.banks[spec.name]
+    mon.tail_onset.update(1000.0, live, rows, members, continuous, mon.arrays, mon.tails, 100)
     expected = split_llr(
         np.array([10.0]), np.array([20.0]), np.array([100.0]), np.array([200.0]), np.ones(1),
         (1.0 + 0.5 * MULTIPLIERS)[None, :],
     )  # fmt: skip
     np.testing.assert_allclose(bank.stat[0], np.maximum(0.0, expected[0]))
-    assert isinstance(mon._template, LogHistogram)
+    assert isinstance(mon.arrays.template, LogHistogram)

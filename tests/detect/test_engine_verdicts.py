@@ -211,8 +211,8 @@ def test_the_cohort_budget_caps_how_many_cohorts_are_analysed() -> None:
         engine.process(ev)
     engine.flush()
     monitor = engine.monitors["r1"]
-    assert len(list(monitor.registry.live())) == 3
-    assert monitor.registry.refused > 0
+    assert len(list(monitor.membership.registry.live())) == 3
+    assert monitor.membership.registry.refused > 0
 
 
 def test_cohorts_that_stop_receiving_events_expire() -> None:
@@ -226,6 +226,6 @@ def test_cohorts_that_stop_receiving_events_expire() -> None:
         if ev.ts - T0 > 600:
             engine.process(ev)
     engine.flush()
-    live = {c.key for c in engine.monitors["r1"].registry.live()}
+    live = {c.key for c in engine.monitors["r1"].membership.live()}
     assert "input_class=chat" in live and "*" in live
     assert "input_class=legacy" not in live

@@ -80,8 +80,7 @@ def compare_means(
     """
     c, t = oriented_arms(spec, control, canary)
     m = absolute_margin(spec)
-    lo, hi = difference_cs(t.mean, t.variance, t.n, c.mean, c.variance, c.n, alpha, tau2)
-    lo, hi = lo - m, hi - m
+    lo, hi = mean_contrast_interval(spec, control, canary, alpha, tau2)
     d_hat = t.mean - c.mean - m
     state = _state(lo, hi)
     v = estimator_variance(t.variance, t.n, c.variance, c.n)
@@ -112,6 +111,53 @@ def compare_means(
     return state, evidence
 
 
+def mean_contrast_interval(
+    spec: MetricSpec, control: ArmSummary, canary: ArmSummary, alpha: float, tau2: float
+) -> tuple[float, float]:
+    """The confidence sequence of the bad-direction contrast D of a mean-type metric (see the module)."""
+    c, t = oriented_arms(spec, control, canary)
+    m = absolute_margin(spec)
+    lo, hi = difference_cs(t.mean, t.variance, t.n, c.mean, c.variance, c.n, alpha, tau2)
+    return lo - m, hi - m
+
+
+def effect_interval(spec: MetricSpec, contrast: tuple[float, float], control: float) -> tuple[float, float]:
+    """An interval on D as one on the oriented effect, in the margin's terms: regressed exactly when its
+    lower end exceeds the margin, non-inferior when its upper end is below it.
+
+    Absolute margins add the margin back; relative ones divide by the control's estimate (assumed
+    positive, as for latencies, tokens, costs and scores) and add the relative margin. ``nan`` when a
+    relative effect has no control estimate.
+
+    >>> from rollguard.domain.metrics import BUILTIN_METRICS
+    >>> latency = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.mean")   # +10%, relative
+    >>> [round(x, 6) for x in effect_interval(latency, (20.0, 60.0), 400.0)]   # D in ms; control 400 ms
+    [0.15, 0.25]
+    """
+    lo, hi = contrast
+    if not spec.relative:
+        return lo + spec.margin, hi + spec.margin
+    if not (math.isfinite(control) and control != 0.0):
+        return math.nan, math.nan
+    scale = abs(control)
+    shift = spec.margin if control > 0 else -spec.margin
+    return lo / scale + shift, hi / scale + shift
+
+
+def quantile_contrast_interval(
+    spec: MetricSpec, control: LogHistogram, canary: LogHistogram, alpha: float
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+    """The confidence sequence of D for a tail, and the per-arm quantile sequences it is made of (each
+    at α/2: the union bound makes the pair valid at α), as (contrast, canary, control) intervals."""
+    assert spec.quantile is not None
+    r = spec.margin if spec.relative else 0.0
+    m = 0.0 if spec.relative else spec.margin
+    lo_t, hi_t = quantile_cs(canary, spec.quantile, alpha / 2.0)
+    lo_c, hi_c = quantile_cs(control, spec.quantile, alpha / 2.0)
+    # Oriented contrast interval: canary − (1 + r)·control − m, from the two intervals.
+    return (lo_t - (1.0 + r) * hi_c - m, hi_t - (1.0 + r) * lo_c - m), (lo_t, hi_t), (lo_c, hi_c)
+
+
 def compare_quantiles(
     spec: MetricSpec, control: LogHistogram, canary: LogHistogram, alpha: float
 ) -> tuple[VerdictState, Evidence]:
@@ -125,12 +171,8 @@ def compare_quantiles(
     r = spec.margin if spec.relative else 0.0
     m = 0.0 if spec.relative else spec.margin
     q = spec.quantile
-    lo_t, hi_t = quantile_cs(canary, q, alpha / 2.0)
-    lo_c, hi_c = quantile_cs(control, q, alpha / 2.0)
+    (lo, hi), (lo_t, hi_t), (lo_c, hi_c) = quantile_contrast_interval(spec, control, canary, alpha)
     est_t, est_c = canary.quantile(q), control.quantile(q)
-    # Oriented contrast interval: canary − (1 + r)·control − m, from the two intervals.
-    lo = lo_t - (1.0 + r) * hi_c - m
-    hi = hi_t - (1.0 + r) * lo_c - m
     state = _state(lo, hi)
     d_hat = est_t - (1.0 + r) * est_c - m
     width = (hi - lo) / 2.0 if math.isfinite(hi - lo) else math.inf

@@ -171,7 +171,8 @@ class CusumBank:
         bank = cls(str(state["kind"]), len(state["active"]), 0.0, float(state.get("step_s", 0.0)))
         bank.threshold = float(state["threshold"])
         last = state.get("last_cell")
-        bank.last_cell = -math.inf if last is None else int(last)  # a cell index, as saved
+        # A grid cell is a whole number: restored as one, a state saves to the same bytes again.
+        bank.last_cell = -math.inf if last is None else int(last)
         if "pending" in state:
             bank.pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
             bank.waiting = np.asarray(state["waiting"], dtype=bool)

@@ -110,6 +110,11 @@ class Engine:
             out.extend(self.semantic.flush())
         return out
 
+    def snapshot(self, rollout_id: str) -> dict[str, Any]:
+        """One rollout's read-only view for dashboards (:meth:`RolloutMonitor.snapshot`); KeyError when
+        the rollout is unknown."""
+        return self.monitors[rollout_id].snapshot()
+
     def to_state(self) -> dict[str, Any]:
         """All rollouts' state (open batches included), as JSON-compatible data."""
         return {

@@ -195,7 +195,8 @@ class PairedCusum:
         obj.threshold_whole = float(state["threshold_whole"])
         obj.threshold = float(state["threshold"])
         last = state.get("last_cell")
-        obj.last_cell = -math.inf if last is None else int(last)  # a cell index, as saved
+        # A grid cell is a whole number: restored as one, a state saves to the same bytes again.
+        obj.last_cell = -math.inf if last is None else int(last)
         obj.stat = np.asarray(state["stat"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
         if "pending" in state:
             obj.pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)

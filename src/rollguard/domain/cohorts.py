@@ -9,6 +9,7 @@ slots that can ever exist, so adding cohorts online never spends more than α pe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -57,9 +58,9 @@ class Cohort:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Cohort:
         key = str(state["key"])
-        return cls(
-            int(state["slot"]), key, parse_cohort_key(key), float(state["born"]), float(state["last_seen"])
-        )
+        # JSON has no infinities: the whole rollout's -inf times (not read or seen yet) come back as null.
+        born, seen = (-math.inf if state[k] is None else float(state[k]) for k in ("born", "last_seen"))
+        return cls(int(state["slot"]), key, parse_cohort_key(key), born, seen)
 
 
 def segment_slots(

@@ -34,7 +34,7 @@ MetricKind = Literal["rate", "mean", "quantile"]
 Family = Literal["guardrail", "latency", "quality", "cost"]
 FAMILIES: Final[tuple[Family, ...]] = get_args(Family)
 
-# Columns of the per-batch event table that metrics read (see rollguard.detect.batch).
+# Columns of the per-batch event table that metrics read (see rollguard.detect.batch_columns).
 CONTINUOUS_FIELDS: Final = ("latency_ms", "ttft_ms", "tpot_ms", "tokens_out", "cost_usd")
 TAIL_FIELDS: Final = ("latency_ms", "ttft_ms", "tpot_ms")
 RATE_FIELDS: Final = ("error", "timeout", "refusal", "format_invalid")

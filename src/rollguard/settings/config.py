@@ -27,6 +27,7 @@ import yaml
 
 from rollguard.domain.metrics import BUILTIN_METRICS, QUALITY_DEFAULT_MARGIN, MetricSpec, quality_metric
 from rollguard.settings.alerts import AlertSettings, parse_alerts
+from rollguard.settings.bridge import BridgeSettings, parse_bridge
 from rollguard.settings.checks import probability
 from rollguard.settings.commands import CommandSettings, parse_commands
 from rollguard.settings.embeddings import EmbeddingSettings, ShadowSettings, parse_embeddings, parse_shadow
@@ -71,6 +72,7 @@ class Config:
     commands: CommandSettings = field(default_factory=CommandSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
@@ -90,7 +92,7 @@ class Config:
 
 # Sections that are also kept verbatim in Config.extra_sections, for code that reads a section's raw YAML.
 OPEN_SECTIONS: Final = frozenset(
-    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker"}
+    {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller", "bridge"}
 )
 
 
@@ -198,5 +200,6 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         commands=parse_commands(data.get("commands"), loc),
         promotion=parse_promotion(data.get("promotion"), loc),
         gate=parse_gate(data.get("gate"), loc),
+        bridge=parse_bridge(data.get("bridge"), loc),
         worker=parse_worker(data.get("worker"), loc),
     )

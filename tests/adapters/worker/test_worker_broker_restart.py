@@ -46,14 +46,16 @@ def test_a_broker_restart_mid_run_changes_nothing(own_broker: kafka_broker.Broke
     half = len(events) // 2
     produce(bootstrap, topics.events, events[:half], rollout_key)
     clock = ManualClock()
-    options = WorkerOptions(bootstrap, app_id=f"restart-{topics.events}", web_enabled=False, idle_after_s=30,
-                            tick_s=0.2)  # fmt: skip
+    options = WorkerOptions(
+        bootstrap, app_id=f"restart-{topics.events}", web_enabled=False, idle_after_s=30, tick_s=0.2
+    )
     wa = create_app(options, Config(), topics, clock=clock)
     want = expected_counts(events)
 
     def counted() -> dict[str, int]:
         return {
-            rid: rt.pipeline.engine.monitors[rid].counters["events"] + len(rt.pipeline.engine.monitors[rid].buffer)
+            rid: rt.pipeline.engine.monitors[rid].counters["events"]
+            + len(rt.pipeline.engine.monitors[rid].batch.events)
             for rid, rt in wa.runtime.runtimes.items()
         }
 
@@ -64,7 +66,9 @@ def test_a_broker_restart_mid_run_changes_nothing(own_broker: kafka_broker.Broke
             # The broker goes away mid-stream and comes back on the same address with the same data.
             await asyncio.to_thread(kafka_broker.stop, own_broker)
             await asyncio.sleep(3)
-            await asyncio.to_thread(kafka_broker.start, own_broker.data_dir, port=int(bootstrap.rsplit(":", 1)[1]))
+            await asyncio.to_thread(
+                kafka_broker.start, own_broker.data_dir, port=int(bootstrap.rsplit(":", 1)[1])
+            )
             await asyncio.to_thread(produce, bootstrap, topics.events, events[half:], rollout_key)
             await wait_until(lambda: counted() == want, 400, "every event counted once")
             clock.now += 60

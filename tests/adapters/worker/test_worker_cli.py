@@ -44,10 +44,19 @@ def test_the_worker_process_starts_serves_its_pages_and_stops(kafka_bootstrap: s
 
     assert run_topics_apply(kafka_bootstrap, str(contracts), dry_run=False) == 0
     events = [
-        orjson.dumps({"event_id": f"e{i}", "request_id": f"r{i}", "ts": 1767225600.0 + i, "rollout_id": "cli-r",
-                      "arm": ("control", "canary")[i % 2], "status": "ok", "latency_ms": 100.0})
+        orjson.dumps(
+            {
+                "event_id": f"e{i}",
+                "request_id": f"r{i}",
+                "ts": 1767225600.0 + i,
+                "rollout_id": "cli-r",
+                "arm": ("control", "canary")[i % 2],
+                "status": "ok",
+                "latency_ms": 100.0,
+            }
+        )
         for i in range(50)
-    ]  # fmt: skip
+    ]
     produce(kafka_bootstrap, topics.events, events, rollout_key)
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -78,6 +87,3 @@ def test_the_worker_process_starts_serves_its_pages_and_stops(kafka_bootstrap: s
             raise
         log.close()
     assert code == 0, (tmp_path / "worker.log").read_text()[-3000:]
-
-
-

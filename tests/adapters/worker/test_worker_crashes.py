@@ -53,7 +53,7 @@ def _replay_cohort_counts(events: list[bytes]) -> dict[str, dict[str, list[int]]
         assert isinstance(ev, Event)
         pipelines.process(ev)
     pipelines.flush()
-    return {p.rollout_id: cohort_counts(p) for p in pipelines}
+    return {p.rollout_id: cohort_counts(p.engine.monitors[p.rollout_id].snapshot()) for p in pipelines}
 
 
 def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(

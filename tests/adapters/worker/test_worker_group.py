@@ -13,7 +13,15 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from worker_kit import get_json, make_topics, produce, rollout_key, wait_ready, worker_command, write_contracts
+from worker_kit import (
+    get_json,
+    make_topics,
+    produce,
+    rollout_key,
+    wait_ready,
+    worker_command,
+    write_contracts,
+)
 
 from kafka_broker import free_port
 from rollguard.adapters.worker.topics import partition_for
@@ -110,7 +118,9 @@ def test_two_workers_split_the_rollouts_and_one_takes_over_when_the_other_dies(
             log.close()
     assert final["worker"]["restored"] >= len(taken_over)
     # Resumed from the changelog: what the dead worker had checkpointed is not applied again.
-    applied_again = final["worker"]["applied"] - sum(want[r] - half[r] for r in rollouts) - sum(
-        half[r] for r in rollouts if r not in taken_over
+    applied_again = (
+        final["worker"]["applied"]
+        - sum(want[r] - half[r] for r in rollouts)
+        - sum(half[r] for r in rollouts if r not in taken_over)
     )
     assert 0 <= applied_again < applied_by_a, (applied_again, applied_by_a)

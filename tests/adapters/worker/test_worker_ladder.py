@@ -25,16 +25,28 @@ ACK_AFTER_S = 20.0
 
 def _ladder_events() -> list[bytes]:
     """Coding errors rise at minute 1, then errors rise everywhere at minute 4: one scope is not enough."""
-    sc = get_scenario("error_spike_coding", seed=21, duration_s=900, rate_per_s=30, canary_weight=0.3,
-                      start_s=60, error_rate=0.3)  # fmt: skip
+    sc = get_scenario(
+        "error_spike_coding",
+        seed=21,
+        duration_s=900,
+        rate_per_s=30,
+        canary_weight=0.3,
+        start_s=60,
+        error_rate=0.3,
+    )
     sc.injections.append(Injection("error_rate", 0.08, 240, cohort={}, label="errors everywhere"))
     return [orjson.dumps(ev) for ev in generate(sc)]
 
 
 def _controller(bootstrap: str, topics: WorkerTopics, stop: threading.Event, acked: list[str]) -> None:
     """A rollout controller: applies every rollout command it reads and acks it ``applied``."""
-    consumer = KafkaConsumer(topics.control, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=200, enable_auto_commit=False)  # fmt: skip
+    consumer = KafkaConsumer(
+        topics.control,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=200,
+        enable_auto_commit=False,
+    )
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         while not stop.is_set():
@@ -42,8 +54,14 @@ def _controller(bootstrap: str, topics: WorkerTopics, stop: threading.Event, ack
                 command = orjson.loads(message.value)
                 if "signature" not in command or command.get("requires_approval"):
                     continue
-                ack = {"schema_version": 1, "command_id": command["command_id"], "rollout_id": command["rollout_id"],
-                       "status": "applied", "at": command["issued_at"] + ACK_AFTER_S, "controller": "test"}  # fmt: skip
+                ack = {
+                    "schema_version": 1,
+                    "command_id": command["command_id"],
+                    "rollout_id": command["rollout_id"],
+                    "status": "applied",
+                    "at": command["issued_at"] + ACK_AFTER_S,
+                    "controller": "test",
+                }
                 producer.send(topics.acks, key=message.key, value=orjson.dumps(ack)).get(timeout=10)
                 acked.append(command["command_id"])
     finally:
@@ -52,8 +70,10 @@ def _controller(bootstrap: str, topics: WorkerTopics, stop: threading.Event, ack
 
 
 def _steps(commands: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
-    return [(c["action"], orjson.dumps(c["scope"], option=orjson.OPT_SORT_KEYS).decode(), c.get("target_weight"))
-            for c in commands]  # fmt: skip
+    return [
+        (c["action"], orjson.dumps(c["scope"], option=orjson.OPT_SORT_KEYS).decode(), c.get("target_weight"))
+        for c in commands
+    ]
 
 
 def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
@@ -66,11 +86,14 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
     topics = make_topics(kafka_bootstrap)
     stop = threading.Event()
     acked: list[str] = []
-    controller = threading.Thread(target=_controller, args=(kafka_bootstrap, topics, stop, acked), daemon=True)
+    controller = threading.Thread(
+        target=_controller, args=(kafka_bootstrap, topics, stop, acked), daemon=True
+    )
     controller.start()
     clock = ManualClock()
-    options = WorkerOptions(kafka_bootstrap, app_id=f"ladder-{topics.events}", web_enabled=False, idle_after_s=60,
-                            tick_s=0.2)  # fmt: skip
+    options = WorkerOptions(
+        kafka_bootstrap, app_id=f"ladder-{topics.events}", web_enabled=False, idle_after_s=60, tick_s=0.2
+    )
     wa = create_app(options, Config(), topics, clock=clock)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks=1, linger_ms=5)
 
@@ -87,7 +110,9 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
             await wait_until(lambda: wa.stats.applied >= len(events), 240, "every event applied")
             await wait_until(lambda: len(acked) >= 3, 60, "three commands acked")
             rid = next(iter(wa.runtime.runtimes))
-            await wait_until(lambda: wa.runtime.runtimes[rid].pipeline.status()["level"] == 2, 60, "the rollback applied")
+            await wait_until(
+                lambda: wa.runtime.runtimes[rid].pipeline.status()["level"] == 2, 60, "the rollback applied"
+            )
         finally:
             await wa.stop()
             stop.set()
@@ -95,8 +120,12 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
     asyncio.run(run())
     controller.join(timeout=10)
     producer.close()
-    consumer = KafkaConsumer(topics.control, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)  # fmt: skip
+    consumer = KafkaConsumer(
+        topics.control,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
     commands = [c for c in (orjson.loads(m.value) for m in consumer) if "signature" in c]
     consumer.close()
     assert _steps(commands) == _steps(expected["control"])

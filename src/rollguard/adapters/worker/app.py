@@ -637,7 +637,7 @@ class WorkerRuntime:
 
 def _events_in(pipeline: RolloutPipeline) -> int:
     """Events in the pipeline's state (closed batches and the open one)."""
-    return sum(m.counters["events"] + len(m.buffer) for m in pipeline.engine.monitors.values())
+    return sum(m.counters["events"] + len(m.batch.events) for m in pipeline.engine.monitors.values())
 
 
 def _batches(pipeline: RolloutPipeline) -> int:

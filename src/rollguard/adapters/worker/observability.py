@@ -161,28 +161,25 @@ def rollout_status(p: RolloutPipeline) -> dict[str, Any]:
                     "evidence": sig.evidence,
                 }
             )
-    monitors = p.engine.monitors
-    monitor = monitors.get(p.rollout_id)
+    monitor = p.engine.monitors.get(p.rollout_id)
+    snapshot = monitor.snapshot() if monitor is not None else None
     return {
         **p.status(),
         "last_event_ts": p.last_ts if math.isfinite(p.last_ts) else None,
         "clock": p.policy.now if math.isfinite(p.policy.now) else None,
-        "phase": monitor.phase if monitor is not None else None,
-        "health": monitor.health.value if monitor is not None else None,
+        "phase": snapshot["phase"] if snapshot is not None else None,
+        "health": snapshot["health"] if snapshot is not None else None,
         "counters": dict(monitor.counters) if monitor is not None else {},
-        "open_batch": len(monitor.buffer) if monitor is not None else 0,
+        "open_batch": len(monitor.batch.events) if monitor is not None else 0,
         "duplicates": p.duplicates,
-        "cohort_counts": cohort_counts(p),
-        "cohorts": [{"cohort": c, "checks": checks} for c, checks in sorted(cohorts.items())],
+        "cohort_counts": cohort_counts(snapshot),
+        "signals": [{"cohort": c, "checks": checks} for c, checks in sorted(cohorts.items())],
+        "snapshot": snapshot,
     }
 
 
-def cohort_counts(p: RolloutPipeline) -> dict[str, list[int]]:
+def cohort_counts(snapshot: dict[str, Any] | None) -> dict[str, list[int]]:
     """Requests counted per live cohort and arm, ``{cohort: [control, canary]}`` (closed batches)."""
-    monitor = p.engine.monitors.get(p.rollout_id)
-    if monitor is None:
+    if snapshot is None:
         return {}
-    return {
-        c.key: [int(monitor.counts[c.slot, 0, 0]), int(monitor.counts[c.slot, 1, 0])]
-        for c in sorted(monitor.registry.live(), key=lambda c: c.key)
-    }
+    return {c["cohort"]: [int(c["n_control"]), int(c["n_canary"])] for c in snapshot["cohorts"]}

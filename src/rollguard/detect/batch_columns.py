@@ -1,8 +1,8 @@
-"""A micro-batch of one rollout's events as columns, and its per-(cohort, arm) aggregates.
+"""A closed micro-batch of one rollout's events as columns, and its per-(cohort, arm) aggregates.
 
-Events are appended one at a time (the only per-event Python work), and when the batch closes every
-statistic of every cohort is updated at once with numpy: per-event Python overhead is what limits
-throughput, so the per-event path does nothing but copy fields into lists.
+Events wait in the open batch (:mod:`rollguard.detect.batching`) untouched, and when the batch closes
+they become numpy columns here and every statistic of every cohort is summed at once: per-event
+Python overhead is what limits throughput, so the per-event path does nothing but append.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from typing import Any, Final, cast
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from rollguard.adapters import dead_letter
 from rollguard.adapters.kafka_security import KafkaSecurity
@@ -140,6 +141,8 @@ class RolloutRuntime:
     last_event_wall: float = 0.0
     idle_handled: bool = False
     dirty: bool = False
+    applied_here: int = 0  # events of this rollout this worker applied since it took it over
+    checkpoint_asked: bool = False  # a periodic checkpoint tick is on its way
 
 
 class WorkerRuntime:
@@ -335,6 +338,7 @@ class WorkerRuntime:
         rt.batches = _batches(rt.pipeline)
         rt.checkpoint_wall = self.clock()
         rt.dirty = False
+        rt.checkpoint_asked = False
         self.stats.checkpoints += 1
         self.metrics.checkpoints.labels(reason).inc()
         self.metrics.checkpoint_bytes.labels(rid).set(len(blob))
@@ -446,6 +450,7 @@ class WorkerRuntime:
             self.metrics.skipped.labels("duplicate").inc()
         else:
             self.stats.applied += 1
+            rt.applied_here += 1
             self.metrics.events.labels(rid, result.arm).inc()
         await self.publish(rt, step)
         if step.alerts or step.commands:
@@ -528,6 +533,16 @@ class WorkerRuntime:
         behind = self.lag()
         sources = (self.topics.events, self.rekey_topic.get_topic_name())
         for rid, rt in list(self.runtimes.items()):
+            if (
+                rt.dirty
+                and not rt.checkpoint_asked
+                and now - rt.checkpoint_wall >= self.options.checkpoint_every_s
+            ):
+                # State that changed since its last checkpoint is checkpointed at least this often, so
+                # that quiet rollouts do not hold back the commit (and a takeover resumes from it).
+                tick = {"rollout_id": rid, "kind": "checkpoint"}
+                await self.ticks_topic.send(key=rid.encode(), value=orjson.dumps(tick), force=True)
+                rt.checkpoint_asked = True
             if rt.idle_handled or now - rt.last_event_wall < self.options.idle_after_s:
                 continue
             p = rt.pipeline
@@ -535,25 +550,32 @@ class WorkerRuntime:
                 continue
             if any(behind.get((t, rt.partition), 0) > 0 for t in sources):
                 continue  # its partition has unread events: it is not idle, this worker is behind
-            tick = {
+            idle: dict[str, Any] = {
                 "rollout_id": rid,
+                "kind": "idle",
                 "since_wall": rt.last_event_wall,
                 "advance_to": p.last_ts + (now - rt.last_event_wall),
             }
-            await self.ticks_topic.send(key=rid.encode(), value=orjson.dumps(tick), force=True)
+            await self.ticks_topic.send(key=rid.encode(), value=orjson.dumps(idle), force=True)
             rt.idle_handled = True
 
     async def on_tick(self, r: SourceRecord, generation: int) -> None:
-        """An idle rollout's tick: close its open batch and move its clock on."""
+        """A timer's tick for one rollout, handled by its owner in order: a periodic checkpoint, or (idle)
+        close its open batch and move its clock on."""
         self._handled(generation, r, None)
         try:
             tick = orjson.loads(r.value or b"")
+            if tick.get("kind") == "checkpoint":
+                held = self.runtimes.get(str(tick["rollout_id"]))
+                if held is not None and generation == self.generation and held.dirty:
+                    await self.checkpoint(held, "periodic")
+                return
             rid, since, advance_to = (
                 str(tick["rollout_id"]),
                 float(tick["since_wall"]),
                 float(tick["advance_to"]),
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return
         rt = self.runtimes.get(rid)
         if rt is None or generation != self.generation or rt.last_event_wall != since:
@@ -611,7 +633,7 @@ class WorkerRuntime:
 
     def status(self, rollout_id: str | None = None) -> dict[str, Any]:
         rollouts = [
-            rollout_status(rt.pipeline)
+            {**rollout_status(rt.pipeline), "applied_here": rt.applied_here, "checkpointed": not rt.dirty}
             for rid, rt in sorted(self.runtimes.items())
             if rollout_id is None or rid == rollout_id
         ]
@@ -842,7 +864,8 @@ def create_app(
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
-        return self.bytes(rt.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        # Prometheus's text format (CONTENT_TYPE_LATEST carries a charset, which aiohttp wants as a header).
+        return self.bytes(rt.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/status")
     async def status(self: Any, request: Any) -> Any:

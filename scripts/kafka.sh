@@ -105,6 +105,8 @@ port_in_use() {
   "$PY" - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
+# A port whose last connections are in TIME_WAIT is free for a listener (Kafka sets SO_REUSEADDR too).
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -66,6 +66,7 @@ trace = logging.getLogger("rollguard.worker.offsets")
 
 TP = tuple[str, int]
 STATE_TABLE: Final = "pipelines"
+SIDE_READ_S: Final = 30.0  # a hole that cannot be read in this time is retried at the next message
 SILENCE_TABLE: Final = "silences"
 
 
@@ -395,8 +396,18 @@ class WorkerRuntime:
                 "%s[%d]: offsets %d..%d were not delivered: reading them", tp[0], tp[1], first, end - 1
             )
             trace.debug("hole %s[%d] %d..%d", tp[0], tp[1], first, end - 1)
-            records = [*await self.side.records({tp: first - 1}, {tp: end}), record]
-            self.stats.refetched += len(records) - 1
+            try:
+                missing = await asyncio.wait_for(self.side.records({tp: first - 1}, {tp: end}), SIDE_READ_S)
+            except (TimeoutError, OSError) as exc:
+                # Not read: handle nothing of this partition until it is (the next message tries again).
+                log.error(
+                    "%s[%d]: could not read offsets %d..%d (%s): retrying", tp[0], tp[1], first, end - 1, exc
+                )
+                self.guard.expected[tp] = first
+                return
+            trace.debug("hole %s[%d] read %d records", tp[0], tp[1], len(missing))
+            records = [*missing, record]
+            self.stats.refetched += len(missing)
         for r in records:
             if generation != self.generation:
                 return  # revoked meanwhile: it is delivered again after the restore

@@ -4,6 +4,7 @@
 #
 #   scripts/kafka.sh fetch  [--line 3|4]                      resolve jars (no-op when up to date)
 #   scripts/kafka.sh start  [--port P] [--data-dir D] [--line 3|4] [--timeout S]
+#                           [--sasl-port P --sasl-user NAME:PASSWORD]   a SASL_PLAINTEXT (PLAIN) listener too
 #   scripts/kafka.sh stop   [--data-dir D] [--timeout S]
 #   scripts/kafka.sh status [--data-dir D]
 #
@@ -19,6 +20,8 @@ PORT=${ROLLGUARD_KAFKA_PORT:-9092}
 DATA_DIR=${ROLLGUARD_KAFKA_DATA_DIR:-$ROOT/.kafka-data}
 LINE=${ROLLGUARD_KAFKA_LINE:-3}
 TIMEOUT=""
+SASL_PORT=""
+SASL_USER=""
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
 
@@ -37,11 +40,14 @@ parse_args() {
       --data-dir) DATA_DIR=${2:?--data-dir needs a value}; shift 2 ;;
       --line) LINE=${2:?--line needs a value}; shift 2 ;;
       --timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
+      --sasl-port) SASL_PORT=${2:?--sasl-port needs a value}; shift 2 ;;
+      --sasl-user) SASL_USER=${2:?--sasl-user needs NAME:PASSWORD}; shift 2 ;;
       -h|--help) usage ;;
       *) die "unknown option: $1" ;;
     esac
   done
   case "$LINE" in 3|4) ;; *) die "--line must be 3 or 4, got $LINE" ;; esac
+  if [ -n "$SASL_PORT" ] && [[ "$SASL_USER" != *:* ]]; then die "--sasl-port needs --sasl-user NAME:PASSWORD"; fi
   mkdir -p "$(dirname "$DATA_DIR")"
   DATA_DIR=$(cd "$(dirname "$DATA_DIR")" && pwd)/$(basename "$DATA_DIR")
   PID_FILE="$DATA_DIR/kafka.pid"
@@ -99,6 +105,8 @@ port_in_use() {
   "$PY" - "$1" <<'EOF'
 import socket, sys
 s = socket.socket()
+# A port whose last connections are in TIME_WAIT is free for a listener (Kafka sets SO_REUSEADDR too).
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -122,9 +130,9 @@ write_properties() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$controller_port${SASL_PORT:+,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT${SASL_PORT:+,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${SASL_PORT:+,SASL_PLAINTEXT:SASL_PLAINTEXT}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA_DIR/kraft-logs
@@ -156,6 +164,14 @@ log.cleaner.dedupe.buffer.size=8388608
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
+  if [ -n "$SASL_PORT" ]; then
+    # A listener for clients that authenticate (SASL/PLAIN over plaintext: for tests of client settings).
+    cat >> "$DATA_DIR/server.properties" <<EOF
+
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER%%:*}="${SASL_USER#*:}";
+EOF
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------- start
@@ -170,7 +186,7 @@ cmd_start() {
   flock -n 9 || die "another kafka.sh is starting or stopping the broker in $DATA_DIR"
   if pid_alive; then
     local running
-    running=$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/\(.*\)$/\1/p' "$DATA_DIR/server.properties")
+    running=$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/\([^,]*\).*$/\1/p' "$DATA_DIR/server.properties")
     log "already running (pid $(cat "$PID_FILE")) at $running from $DATA_DIR"
     [ "$running" = "127.0.0.1:$PORT" ] || log "warning: requested port $PORT, but it listens on $running"
     echo "$running"
@@ -253,7 +269,7 @@ cmd_stop() {
 cmd_status() {
   local port
   if pid_alive; then
-    port=$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/\(.*\)$/\1/p' "$DATA_DIR/server.properties")
+    port=$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/\([^,]*\).*$/\1/p' "$DATA_DIR/server.properties")
     echo "running pid $(cat "$PID_FILE") at $port data $DATA_DIR"
     return 0
   fi

@@ -30,6 +30,7 @@ class Broker:
     bootstrap: str
     data_dir: Path
     start_s: float
+    sasl_bootstrap: str | None = None
 
 
 def free_port() -> int:
@@ -52,19 +53,34 @@ def fetch(timeout: float = 600.0) -> None:
         raise RuntimeError(f"scripts/kafka.sh fetch failed:\n{proc.stderr}")
 
 
-def start(data_dir: Path, *, attempts: int = 3, timeout: float = 120.0) -> Broker:
-    """Start a broker on a free port; retries on another port if one was taken meanwhile."""
+def start(
+    data_dir: Path,
+    *,
+    attempts: int = 3,
+    timeout: float = 120.0,
+    port: int | None = None,
+    sasl_user: str | None = None,
+) -> Broker:
+    """Start a broker on a free port (or ``port``: a restart on the same address); retries on another
+    port if one was taken meanwhile. ``sasl_user`` ("name:password") adds a SASL_PLAINTEXT listener
+    (PLAIN), whose address is :attr:`Broker.sasl_bootstrap`."""
     fetch()
     last = ""
     for _ in range(attempts):
-        port = free_port()
+        this_port = port or free_port()
+        args = ["start", "--port", str(this_port), "--data-dir", str(data_dir)]
+        sasl_port = None
+        if sasl_user is not None:
+            sasl_port = free_port()
+            args += ["--sasl-port", str(sasl_port), "--sasl-user", sasl_user]
         t0 = time.monotonic()
-        proc = _run("start", "--port", str(port), "--data-dir", str(data_dir), timeout=timeout)
+        proc = _run(*args, timeout=timeout)
         if proc.returncode == 0:
             elapsed = time.monotonic() - t0
             line = os.environ.get("ROLLGUARD_KAFKA_LINE", "3")
             record_timing(f"kafka broker start, Kafka {line}.x line (format + JVM + ready)", elapsed)
-            return Broker(f"127.0.0.1:{port}", data_dir, elapsed)
+            sasl = f"127.0.0.1:{sasl_port}" if sasl_port else None
+            return Broker(f"127.0.0.1:{this_port}", data_dir, elapsed, sasl)
         last = proc.stderr
         _run("stop", "--data-dir", str(data_dir), timeout=60)
     raise RuntimeError(f"could not start Kafka in {data_dir}:\n{last}")

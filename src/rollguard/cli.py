@@ -16,7 +16,7 @@ def _topics_apply(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from rollguard.adapters.worker import run_worker
+    from rollguard.adapters.worker.cli import run_worker
 
     return run_worker(args)
 
@@ -150,10 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo", help="output directory")
     demo.set_defaults(handler=_demo)
 
-    worker = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
-    worker.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    worker = sub.add_parser("worker", help="run the streaming worker (Faust): the core on Kafka")
+    worker.add_argument(
+        "--bootstrap", default=None,
+        help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT] "
+        "(default: ROLLGUARD_BOOTSTRAP, else worker.kafka.bootstrap)",
+    )  # fmt: skip
     worker.add_argument("--config", default=None, help="rollguard config file (YAML)")
-    worker.add_argument("--app-id", default="rollguard", help="Faust app id (consumer group, table names)")
+    worker.add_argument(
+        "--app-id", default=None, help="Faust app id: consumer group, table names (default: worker.app_id)"
+    )
     worker.add_argument("--data-dir", default=None, help="local state directory for tables")
     worker.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     worker.add_argument("--log-level", default="info")

@@ -12,15 +12,9 @@ import pytest
 
 from rollguard.adapters.dead_letter import Source, dead_letter_record, decode_original, encode_bytes
 from rollguard.adapters.topic_contracts import default_topics_dir, load_topics
-from rollguard.adapters.worker import (
-    WorkerTopics,
-    broker_urls,
-    load_worker_config,
-    run_worker,
-    validate_message,
-)
+from rollguard.adapters.worker import WorkerTopics, broker_urls, validate_message
+from rollguard.adapters.worker.cli import run_worker
 from rollguard.domain.events import Event, EventError
-from rollguard.settings.worker import WorkerSettings
 
 VALID = (
     b'{"event_id": "e", "request_id": "r", "ts": 1767225600, "rollout_id": "x", "arm": "control",'
@@ -63,40 +57,46 @@ def test_broker_urls() -> None:
 
 def test_worker_topics_from_contracts() -> None:
     topics = WorkerTopics.from_contracts(load_topics(default_topics_dir()))
-    assert (topics.events, topics.dead_letter, topics.partitions) == (
-        "rollguard.events",
-        "rollguard.dead-letter",
-        6,
-    )
+    assert (topics.events, topics.dead_letter, topics.acks, topics.control, topics.partitions) == (
+        "rollguard.events", "rollguard.dead-letter", "rollguard.acks", "rollguard.control", 6,
+    )  # fmt: skip
+    assert topics.name("alerts.critical") == "rollguard.alerts.critical"
+    assert (topics.name("verdicts"), topics.name("audit")) == ("rollguard.verdicts", "rollguard.audit")
 
 
-def test_worker_config_comes_from_the_whole_checked_config_file(tmp_path: Path) -> None:
-    """The section's own checks are in tests/settings/test_settings_worker.py."""
-    assert load_worker_config(None) == WorkerSettings()
+def _args(tmp_path: Path, **kw: object) -> argparse.Namespace:
+    base = {"bootstrap": "127.0.0.1:1", "config": None, "app_id": "x", "data_dir": None,
+            "topics_dir": None, "log_level": "error"}  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_a_bad_config_stops_the_worker_before_kafka_with_file_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("alpha: 0.05\nworker: {web_port: 7000, processing_guarantee: exactly_once}\n")
-    config = load_worker_config(str(path))
-    assert (config.web_port, config.processing_guarantee) == (7000, "exactly_once")
-    for bad, message in [
-        ("worker: {web_prot: 7000}\n", "c.yaml:1: worker.web_prot: unknown setting (expected one of: "),
-        ("worker:\n  web_port: '7000'\n", "c.yaml:2: worker.web_port: must be a number, got '7000'"),
-        ("alpah: 0.05\n", "c.yaml:1: alpah: unknown section"),  # the rest of the file is checked too
-    ]:
-        path.write_text(bad)
-        with pytest.raises(ValueError) as info:
-            load_worker_config(str(path))
-        assert str(info.value).startswith(f"{tmp_path}/{message}")
-    with pytest.raises(ValueError, match="cannot read config file"):
-        load_worker_config(str(tmp_path / "missing.yaml"))
+    path.write_text("alpha: 0.05\nworker:\n  web_port: '7000'\n")
+    assert run_worker(_args(tmp_path, config=str(path))) == 2
+    assert f"{path}:3: worker.web_port: must be a number, got '7000'" in capsys.readouterr().err
+
+
+def test_sasl_without_a_password_in_the_environment_stops_the_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.yaml"
+    kafka = "{security_protocol: SASL_PLAINTEXT, sasl_username: rg, sasl_password_env: RG_PW}"
+    path.write_text(f"worker:\n  kafka: {kafka}\n")
+    monkeypatch.delenv("RG_PW", raising=False)
+    assert run_worker(_args(tmp_path, config=str(path))) == 2
+    assert "needs a password in the environment variable RG_PW" in capsys.readouterr().err
+
+
+def test_without_any_bootstrap_the_worker_says_where_to_set_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROLLGUARD_BOOTSTRAP", raising=False)
+    assert run_worker(_args(tmp_path, bootstrap=None)) == 2
+    assert "ROLLGUARD_BOOTSTRAP" in capsys.readouterr().err
 
 
 def test_run_worker_reports_bad_contracts(tmp_path: Path) -> None:
-    args = argparse.Namespace(
-        bootstrap="127.0.0.1:1",
-        config=None,
-        app_id="x",
-        data_dir=None,
-        topics_dir=str(tmp_path),
-        log_level="error",
-    )
-    assert run_worker(args) == 1
+    assert run_worker(_args(tmp_path, topics_dir=str(tmp_path))) == 1

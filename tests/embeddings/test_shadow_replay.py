@@ -25,6 +25,6 @@ def test_replay_reports_pairs_and_losses_and_is_deterministic(tmp_path: Path) ->
     hits = {(v["metric"], v["cohort"]) for v in verdicts if v["state"] == "regressed"}
     assert ("shadow.latency_ms", "input_class=coding") in hits
     summary = orjson.loads((tmp_path / "a" / "summary.json").read_bytes())
-    counts = summary["semantic"]["shadow"][sc.rollout_id]
+    counts = summary["semantic"][sc.rollout_id]["shadow"][sc.rollout_id]
     assert counts["paired"] > 1000 and counts["unpaired_live"] > 0
-    assert summary["semantic"]["embedded"] == 0
+    assert summary["semantic"][sc.rollout_id]["embedded"] == 0

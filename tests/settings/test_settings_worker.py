@@ -1,5 +1,5 @@
-"""The worker section: the Faust worker's web page, delivery guarantee and replication, checked with
-the rest of the file."""
+"""The worker section: how the worker reaches Kafka (bootstrap, client id, TLS, SASL) and paces itself,
+checked with the rest of the file; secrets come from the environment, never from the file."""
 
 from __future__ import annotations
 
@@ -7,54 +7,68 @@ import pytest
 from config_errors import assert_fails
 
 from rollguard.settings import Config, parse_config
-from rollguard.settings.worker import WorkerSettings
+from rollguard.settings.worker import KafkaSettings, WorkerSettings
 
 
 def test_defaults_without_the_section() -> None:
     assert parse_config("worker:\n").worker == Config().worker == WorkerSettings()
-    assert WorkerSettings() == WorkerSettings(True, 6066, "0.0.0.0", "at_least_once", 1)
+    w = WorkerSettings()
+    assert (w.web_bind, w.store, w.kafka.security_protocol, w.kafka.bootstrap) == (
+        "127.0.0.1", "memory", "PLAINTEXT", None,
+    )  # fmt: skip
 
 
 def test_the_section_parses_into_typed_settings() -> None:
     worker = parse_config(
-        "worker: {web_enabled: false, web_port: 7000, web_bind: "
-        "127.0.0.1, processing_guarantee: exactly_once,"
-        " replication: 3}"
+        "worker:\n"
+        "  web_port: 7000\n  replication: 3\n  store: rocksdb\n  idle_after_s: 10\n"
+        "  kafka:\n    bootstrap: k1:9093,k2:9093\n    security_protocol: SASL_SSL\n"
+        "    sasl_mechanism: SCRAM-SHA-512\n    sasl_username: rg\n    sasl_password_env: RG_PW\n"
+        "    ssl_cafile: /etc/ca.pem\n"
     ).worker
-    assert worker == WorkerSettings(False, 7000, "127.0.0.1", "exactly_once", 3)
+    assert (worker.web_port, worker.replication, worker.store) == (7000, 3, "rocksdb")
+    assert worker.idle_after_s == 10.0
+    assert worker.kafka == KafkaSettings(
+        "k1:9093,k2:9093", None, "SASL_SSL", "SCRAM-SHA-512", "rg", "RG_PW", "/etc/ca.pem", None, None
+    )
 
 
-def test_a_whole_float_is_a_whole_number_as_everywhere_in_the_file() -> None:
-    worker = parse_config("worker: {web_port: 7000.0, replication: 2.0}").worker
-    assert (worker.web_port, worker.replication) == (7000, 2) and isinstance(worker.web_port, int)
+def test_connection_settings_can_come_from_the_environment() -> None:
+    kafka = parse_config("worker: {kafka: {bootstrap: 'file:9092'}}").worker.kafka
+    env = {"ROLLGUARD_BOOTSTRAP": "env:9092", "ROLLGUARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}
+    assert kafka.with_environment(env).bootstrap == "env:9092"
+    assert kafka.with_environment(env).security_protocol == "SASL_PLAINTEXT"
+    assert kafka.with_environment({}) is kafka
 
 
 @pytest.mark.parametrize(
     ("text", "line", "field", "message"),
     [
         ("worker: 5", 1, "worker", "must be a mapping, got int"),
-        (
-            "worker:\n  web_prot: 7000",
-            2,
-            "worker.web_prot",
-            "unknown setting (expected one of: processing_guarantee, "
-            "replication, web_bind, web_enabled, web_port)",
-        ),
         ("worker:\n  web_port: '7000'", 2, "worker.web_port", "must be a number, got '7000'"),
-        ("worker:\n  web_port: 1.5", 2, "worker.web_port", "must be a whole number, got 1.5"),
-        ("worker:\n  web_port: -1", 2, "worker.web_port", "must be at least 0, got -1"),
         ("worker:\n  web_port: 70000", 2, "worker.web_port", "must be at most 65535, got 70000"),
         ("worker:\n  web_enabled: 1", 2, "worker.web_enabled", "must be true or false"),
-        ("worker:\n  web_bind: ''", 2, "worker.web_bind", "must be a non-empty string, got ''"),
-        (
-            "worker:\n  processing_guarantee: maybe",
-            2,
-            "worker.processing_guarantee",
-            "must be one of at_least_once, exactly_once, got 'maybe'",
-        ),
         ("worker:\n  replication: 0", 2, "worker.replication", "must be at least 1, got 0"),
+        ("worker:\n  store: redis", 2, "worker.store", "must be one of memory, rocksdb, got 'redis'"),
+        ("worker:\n  tick_s: 0", 2, "worker.tick_s", "must be positive, got 0"),
+        ("worker:\n  kafka: {bootstrap: nohost}", 2, "worker.kafka.bootstrap",
+         "must be HOST:PORT[,HOST:PORT...], got 'nohost'"),
+        ("worker:\n  kafka:\n    security_protocol: TLS", 3, "worker.kafka.security_protocol",
+         "must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, got 'TLS'"),
+        ("worker:\n  kafka:\n    sasl_mechanism: GSSAPI", 3, "worker.kafka.sasl_mechanism",
+         "must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got 'GSSAPI'"),
+        ("worker:\n  kafka:\n    sasl_password: hunter2", 3, "worker.kafka.sasl_password",
+         "unknown setting (expected one of: bootstrap, client_id, sasl_mechanism, sasl_password_env, "
+         "sasl_username, security_protocol, ssl_cafile, ssl_certfile, ssl_keyfile)"),
         ("worker:\n  replication: x\n  bogus: 1\n", 2, "worker.replication", "must be a number, got 'x'"),
     ],
-)
+)  # fmt: skip
 def test_errors_name_the_line_and_field(text: str, line: int, field: str, message: str) -> None:
     assert_fails(text, line, field, message)
+
+
+def test_sasl_needs_a_user_name() -> None:
+    assert_fails(
+        "worker:\n  kafka:\n    security_protocol: SASL_PLAINTEXT\n", 3, "worker.kafka.sasl_username",
+        "required with security_protocol SASL_PLAINTEXT",
+    )  # fmt: skip

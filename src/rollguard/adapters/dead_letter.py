@@ -9,6 +9,7 @@ valid UTF-8 (readable in any console), else as base64. Pure: no Kafka import.
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,6 +18,10 @@ import orjson
 from rollguard.domain.events import EventError
 
 SCHEMA_VERSION: Final = 1
+# A record must fit the dead-letter topic (1 MB by default) after base64 (4/3) and the wrapping: larger
+# originals are carried as a prefix, with their size and a hash of the whole.
+MAX_ORIGINAL: Final = 256 * 1024
+KEPT_PREFIX: Final = 4096
 
 
 def encode_bytes(data: bytes | None) -> tuple[str | None, str]:
@@ -30,7 +35,8 @@ def encode_bytes(data: bytes | None) -> tuple[str | None, str]:
 
 
 def decode_original(record: dict[str, Any]) -> bytes:
-    """The exact original message value of a dead-letter record (for replay and tests)."""
+    """The original message value of a dead-letter record (for replay and tests): exact, or its prefix
+    when ``original_truncated``."""
     text = record["original"]
     if record.get("original_encoding") == "base64":
         return base64.b64decode(text)
@@ -58,9 +64,17 @@ def dead_letter_record(
     contract: str = "event.v1",
 ) -> dict[str, Any]:
     """The dead-letter v1 object for one rejected message; ``now`` is wall-clock epoch seconds."""
-    original, original_encoding = encode_bytes(value)
-    original_key, key_encoding = encode_bytes(key)
+    size = len(value) if value is not None else 0
+    truncated = value is not None and size > MAX_ORIGINAL
+    kept = value[:KEPT_PREFIX] if truncated and value is not None else value
+    original, original_encoding = encode_bytes(kept)
+    original_key, key_encoding = encode_bytes(key[:KEPT_PREFIX] if key is not None else None)
+    extra: dict[str, Any] = {}
+    if truncated and value is not None:
+        extra = {"original_truncated": True, "original_size": size,
+                 "original_sha256": hashlib.sha256(value).hexdigest()}  # fmt: skip
     return {
+        **extra,
         "schema_version": SCHEMA_VERSION,
         "original": original if original is not None else "",
         "original_encoding": original_encoding,

@@ -5,7 +5,8 @@ evidence and the event time at which it happened), ``DIR/rejected.jsonl`` (malfo
 line number, field and reason — never their content) and ``DIR/summary.json``. The same input gives the
 same output byte for byte: nothing here reads the clock, and JSON keys are written sorted.
 
-The verdicts also go through the :class:`~rollguard.policy.policy.Policy`, exactly as in the worker:
+Each rollout runs through its own :class:`~rollguard.pipeline.rollout.RolloutPipeline` (detection, policy,
+its own event-time clock), exactly as in the streaming worker:
 ``DIR/alerts.jsonl`` holds every alert notification (firing, repeat, resolve, digest), ``DIR/commands.jsonl``
 every rollout command, ``DIR/audit.jsonl`` what was done with acks and operator actions. Acks and operator
 actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
@@ -23,10 +24,9 @@ from typing import Any
 
 import orjson
 
-from rollguard.detect.engine import Engine
 from rollguard.domain.events import Event, EventError, excerpt, parse_event
-from rollguard.domain.verdicts import VerdictChange
-from rollguard.policy.policy import Output, Policy
+from rollguard.pipeline.pipelines import Pipelines
+from rollguard.pipeline.rollout import Step
 from rollguard.settings.config import Config
 
 _DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -43,6 +43,7 @@ class ReplaySummary:
     alerts: int = 0
     commands: int = 0
     inputs_rejected: int = 0
+    duplicates: int = 0
 
 
 class _Inputs:
@@ -93,13 +94,13 @@ class _Inputs:
             },
         )
 
-    def due(self, now: float, policy: Policy) -> Output:
-        out = Output()
+    def due(self, now: float, pipelines: Pipelines) -> Step:
+        """Apply every input whose time has come (in time order), each to its own rollout."""
+        step = Step()
         while self.heap and self.heap[0][0] <= now:
             at, _, item = heapq.heappop(self.heap)
-            out += policy.advance(at)
-            out += policy.on_operator(item) if "action" in item else policy.on_ack(item)
-        return out
+            step += pipelines.on_input(item, at)
+        return step
 
 
 def _input_item(line: bytes) -> tuple[dict[str, Any] | None, str, str]:
@@ -129,11 +130,10 @@ def replay(
     inputs: str | Path | None = None,
     auto_ack_s: float | None = None,
 ) -> ReplaySummary:
-    """Run the engine and the policy over ``events_path`` and write the outputs into ``out_dir``."""
+    """Run every rollout's pipeline over ``events_path`` and write the outputs into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    engine = Engine(config)
-    policy = Policy(config, signing_key=signing_key)
+    pipelines = Pipelines(config, signing_key=signing_key)
     pending = _Inputs(auto_ack_s)
     summary = ReplaySummary()
     last_ts = float("-inf")
@@ -146,22 +146,19 @@ def replay(
         open(out / "audit.jsonl", "wb") as audit,
     ):
 
-        def publish(result: Output) -> None:
-            for alert in result.alerts:
+        def publish(step: Step) -> None:
+            for change in step.verdicts:
+                verdicts.write(orjson.dumps(change.to_dict(), option=_DUMP))
+            for alert in step.alerts:
                 alerts.write(orjson.dumps(alert, option=_DUMP))
-            for command in result.commands:
+            for command in step.commands:
                 commands.write(orjson.dumps(command, option=_DUMP))
                 pending.on_command(command)
-            for record in result.audit:
+            for record in step.audit:
                 audit.write(orjson.dumps(record, option=_DUMP))
-            summary.alerts += len(result.alerts)
-            summary.commands += len(result.commands)
-
-        def emit(changes: list[VerdictChange]) -> None:
-            for change in changes:
-                verdicts.write(orjson.dumps(change.to_dict(), option=_DUMP))
-            summary.verdict_changes += len(changes)
-            publish(policy.on_changes(changes))
+            summary.verdict_changes += len(step.verdicts)
+            summary.alerts += len(step.alerts)
+            summary.commands += len(step.commands)
 
         if inputs is not None:
 
@@ -172,7 +169,7 @@ def replay(
 
             pending.load(inputs, reject_input)
         lineno = blank = 0
-        process, due = engine.process, policy.due
+        process = pipelines.process
         for lineno, line in enumerate(source, 1):
             ev = parse_event(line)
             if type(ev) is not Event:
@@ -185,24 +182,28 @@ def replay(
                 continue
             ts = ev.ts
             if pending.heap:
-                publish(pending.due(ts, policy))
-            changes = process(ev)
-            if changes:
-                emit(changes)
-            if due(ts):
-                publish(policy.advance(ts))
+                publish(pending.due(ts, pipelines))
+            step = process(ev)
+            if step:
+                publish(step)
             if ts > last_ts:
                 last_ts = ts
         summary.lines = lineno
         summary.events = lineno - summary.rejected - blank
-        emit(engine.flush())
-        publish(pending.due(last_ts, policy))
-        publish(policy.advance(last_ts))
-    summary.late_events = engine.late_events
-    summary.rollouts = len(engine.monitors)
+        # The end of the file: every open batch closes, inputs up to the last event time apply, and
+        # each rollout's policy catches up with its own newest event.
+        publish(pipelines.flush())
+        publish(pending.due(last_ts, pipelines))
+        publish(pipelines.advance_each())
+    summary.rollouts = len(pipelines)
+    summary.late_events = sum(p.engine.late_events for p in pipelines)
+    summary.duplicates = sum(p.duplicates for p in pipelines)
     report: dict[str, Any] = asdict(summary)
-    report["counters"] = {rid: m.counters for rid, m in sorted(engine.monitors.items())}
-    if engine.semantic is not None:  # embeddings sampled and embedded, shadow pairs and losses (issue 6)
-        report["semantic"] = engine.semantic.counters()
+    report["counters"] = {
+        rid: m.counters for p in pipelines for rid, m in sorted(p.engine.monitors.items())
+    }
+    semantic = {p.rollout_id: p.engine.semantic.counters() for p in pipelines if p.engine.semantic}
+    if semantic:  # per rollout: embeddings sampled and embedded, shadow pairs and losses (issue 6)
+        report["semantic"] = semantic
     (out / "summary.json").write_bytes(orjson.dumps(report, option=_DUMP | orjson.OPT_INDENT_2))
     return summary

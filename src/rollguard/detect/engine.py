@@ -14,6 +14,7 @@ from rollguard.detect.monitor import RolloutMonitor
 from rollguard.domain.cohorts import WHOLE
 from rollguard.domain.events import Event
 from rollguard.domain.verdicts import VerdictChange
+from rollguard.embeddings.embedder import Embedder
 from rollguard.embeddings.semantic_engine import SemanticEngine, check_model
 from rollguard.settings.config import Config
 
@@ -21,14 +22,17 @@ from rollguard.settings.config import Config
 class Engine:
     """All monitored rollouts; feed it events with :meth:`process`, end with :meth:`flush`."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, model: tuple[Embedder | None, str | None] | None = None
+    ) -> None:
         self.config = config or Config()
         self.monitors: dict[str, RolloutMonitor] = {}
         self._max_ts = float("-inf")
         # Semantic drift and shadow pairing (issue 6): built at the first event that needs them; the
         # model is checked here (a missing one fails at start when embeddings.enabled is true) and
         # loaded only when a text must be embedded, so the engine runs without torch otherwise.
-        self._embedder, self._model_error = check_model(self.config)
+        # Engines of many rollouts share one model: pass ``model`` (:func:`check_model`'s answer).
+        self._embedder, self._model_error = check_model(self.config) if model is None else model
         self.semantic: SemanticEngine | None = None
 
     @property
@@ -121,9 +125,15 @@ class Engine:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], config: Config | None = None) -> Engine:
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        config: Config | None = None,
+        *,
+        model: tuple[Embedder | None, str | None] | None = None,
+    ) -> Engine:
         """Resume from :meth:`to_state` output: the same events afterwards give the same decisions."""
-        engine = cls(config)
+        engine = cls(config, model=model)
         engine.monitors = {
             rid: RolloutMonitor.from_state(s, engine.config) for rid, s in state["monitors"].items()
         }

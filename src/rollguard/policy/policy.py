@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from rollguard.domain.cohorts import WHOLE, cohort_key
 from rollguard.domain.events import excerpt
-from rollguard.policy.alerts.manager import AlertBook, AlertState, DigestBuffer, Silence, parse_matchers
+from rollguard.policy.alerts.manager import AlertBook, Silence, parse_matchers
 from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
@@ -76,12 +76,22 @@ class Policy:
     """Alert rules, alert lifecycle and rollout commands for every rollout."""
 
     def __init__(
-        self, config: Config | None = None, *, signing_key: bytes | None = None, instance: str = "rollguard"
+        self,
+        config: Config | None = None,
+        *,
+        signing_key: bytes | None = None,
+        instance: str = "rollguard",
+        silences: dict[str, Silence] | None = None,
     ) -> None:
         self.config = config or Config()
         self.signing_key = signing_key
         self.instance = instance
         self.book = AlertBook(self.config.alerts)
+        # Silences are the operators', not one rollout's: policies of several rollouts may share one
+        # dict (each reads a silence at its own event time; the owner of the dict forgets old ones).
+        self.shared_silences = silences is not None
+        if silences is not None:
+            self.book.silences = silences
         self.planner = Planner(self.config.commands, self.config.promotion, signing_key, instance)
         self.tables: dict[str, SignalTable] = {}
         self.now = -math.inf
@@ -136,7 +146,8 @@ class Policy:
         if self.now < self._next_due:
             return Output()
         out = Output()
-        self.book.expire_silences(self.now)
+        if not self.shared_silences:
+            self.book.expire_silences(self.now)
         for rid in sorted(self.tables):
             out += self._evaluate(rid)
         out.alerts.extend(self.book.digests_due(self.now))
@@ -320,6 +331,10 @@ class Policy:
         out.commands.extend(records)
         return out
 
+    def refresh_due(self) -> None:
+        """Re-read when :meth:`advance` next has work (after a shared silence was added or removed)."""
+        self._refresh_due()
+
     def _refresh_due(self) -> None:
         now = self.now
         due = min(self.book.next_due(now), self.planner.next_due(now))
@@ -386,11 +401,15 @@ class Policy:
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
+        """Everything this policy decides from, as JSON-compatible data (shared silences left out)."""
+        book = self.book.to_state()
+        if self.shared_silences:
+            book["silences"] = []
         return {
             "version": STATE_VERSION,
             "now": self.now if math.isfinite(self.now) else None,
             "tables": {rid: t.to_state() for rid, t in sorted(self.tables.items())},
-            "book": self.book.to_state(),
+            "book": book,
             "planner": {rid: rc.to_state() for rid, rc in sorted(self.planner.rollouts.items())},
             "seen_actions": list(self._seen_actions),
         }
@@ -403,68 +422,17 @@ class Policy:
         *,
         signing_key: bytes | None = None,
         instance: str = "rollguard",
+        silences: dict[str, Silence] | None = None,
     ) -> Policy:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported policy state version {state.get('version')!r}")
-        p = cls(config, signing_key=signing_key, instance=instance)
+        p = cls(config, signing_key=signing_key, instance=instance, silences=silences)
         p.now = -math.inf if state["now"] is None else float(state["now"])
         p.tables = {rid: SignalTable.from_state(t) for rid, t in state["tables"].items()}
         p.book = AlertBook.from_state(config.alerts, state["book"])
+        if silences is not None:
+            p.book.silences = silences
         p.planner.rollouts = {rid: RolloutCommands.from_state(rc) for rid, rc in state["planner"].items()}
         p._seen_actions = list(state["seen_actions"])
         p._refresh_due()
         return p
-
-    def export_rollout(self, rollout_id: str) -> dict[str, Any]:
-        """One rollout's state, for a store keyed by rollout (a Faust table co-partitioned with the events).
-
-        Silences and the operator-action dedup list are not per rollout: keep them with :meth:`to_state`
-        or under a key of their own (:meth:`export_shared`)."""
-        book = self.book
-        return {
-            "version": STATE_VERSION,
-            "rollout_id": rollout_id,
-            "table": self.tables[rollout_id].to_state() if rollout_id in self.tables else None,
-            "alerts": [st.to_state() for st in book.alerts.get(rollout_id, {}).values()],
-            "digest": (
-                {
-                    "period_start": book.digests[rollout_id].period_start,
-                    "entries": book.digests[rollout_id].entries,
-                }
-                if rollout_id in book.digests
-                else None
-            ),
-            "commands": self.planner.rollouts[rollout_id].to_state()
-            if rollout_id in self.planner.rollouts
-            else None,
-        }
-
-    def import_rollout(self, state: Mapping[str, Any]) -> None:
-        """Restore one rollout exported by :meth:`export_rollout` (replacing what this policy had of it)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported policy state version {state.get('version')!r}")
-        rid = str(state["rollout_id"])
-        if state["table"] is not None:
-            table = SignalTable.from_state(state["table"])
-            self.tables[rid] = table
-            if math.isfinite(table.last_ts) and table.last_ts > self.now:
-                self.now = table.last_ts
-        self.book.alerts[rid] = {raw["fingerprint"]: AlertState.from_state(raw) for raw in state["alerts"]}
-        if state["digest"] is not None:
-            d = state["digest"]
-            self.book.digests[rid] = DigestBuffer(float(d["period_start"]), dict(d["entries"]))
-        if state["commands"] is not None:
-            self.planner.rollouts[rid] = RolloutCommands.from_state(state["commands"])
-        self._refresh_due()
-
-    def export_shared(self) -> dict[str, Any]:
-        """What is not per rollout: operator silences and the ids of operator actions already applied."""
-        return {
-            "silences": [s.to_state() for s in self.book.silences.values()],
-            "seen_actions": self._seen_actions,
-        }
-
-    def import_shared(self, state: Mapping[str, Any]) -> None:
-        self.book.silences = {raw["silence_id"]: Silence(**raw) for raw in state["silences"]}
-        self._seen_actions = list(state["seen_actions"])
-        self._refresh_due()

@@ -33,6 +33,10 @@ class EngineSettings:
     request for this long in event time while at least ``min_samples`` canary requests arrived. At a
     split w, that many canary requests in a row happen by chance with probability w^min_samples
     (below 3e-5 up to w = 0.9 at the defaults).
+
+    ``dedup_window_s`` / ``dedup_max_ids``: an event whose ``event_id`` was already seen in the last
+    ``dedup_window_s`` of its rollout's event time is a duplicate (an at-least-once producer's retry)
+    and is not counted again; at most ``dedup_max_ids`` ids are kept per rollout (the oldest go first).
     """
 
     batch_seconds: float = 5.0
@@ -50,6 +54,8 @@ class EngineSettings:
     unit_filter_bits: int = 1 << 20
     cusum_step_s: float = 30.0
     promotion_silence_s: float = 300.0
+    dedup_window_s: float = 60.0
+    dedup_max_ids: int = 200_000
 
     @property
     def cusum_grid_s(self) -> float:
@@ -67,5 +73,6 @@ def parse_engine(raw: Any, loc: Locator) -> EngineSettings:
         "cusum_step_s": lambda v, p: positive(v, p, loc),
         "promotion_silence_s": lambda v, p: positive(v, p, loc),
         "whole_rollout_alpha_share": lambda v, p: probability(v, p, loc),
+        "dedup_max_ids": lambda v, p: positive(v, p, loc, integer=True),
     }
     return fill(EngineSettings(), mapping(raw, "engine", loc), "engine", loc, checks)

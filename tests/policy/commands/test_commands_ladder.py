@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy_testkit import T0, ack, firing, policy, verdict
+from policy_testkit import T0, ack, firing, policy, reset, verdict
 from rollguard.policy.policy import Output, Policy
 
 
@@ -187,3 +187,13 @@ def test_post_rollout_regressions_without_effect_estimates_still_page() -> None:
     (a,) = firing(out)
     assert a["severity"] == "critical" and "after promotion" in a["summary"]
     assert _cmds(out) == [("disable_scope", {"input_class": "legal"}, None)]
+
+
+def test_a_new_canary_variant_keeps_counting_command_sequences() -> None:
+    """Controllers reject a sequence they have seen: the new variant's first command must be above the
+    old variant's last one (it targets the same flag)."""
+    p = policy()
+    (first,) = p.on_changes([verdict("error_rate", "input_class=coding", ts=T0)]).commands
+    p.on_changes([reset(T0 + 100)])
+    (again,) = p.on_changes([verdict("error_rate", "input_class=coding", ts=T0 + 200)]).commands
+    assert again["sequence"] > first["sequence"]

@@ -134,21 +134,3 @@ def test_state_round_trips_through_json_and_a_restored_policy_decides_the_same()
         rest.extend(first)
         _run(restored, script[cut:], rest)
         assert rest.alerts == whole.alerts and rest.commands == whole.commands, f"cut at step {cut}"
-
-
-def test_per_rollout_state_restores_a_rollout_in_a_fresh_policy() -> None:
-    """What a worker keeps in a table keyed by rollout: export one rollout, import it elsewhere, go on."""
-    a = policy("commands: {ack_timeout_s: 60}", key=b"k")
-    a.on_changes(
-        [
-            verdict("error_rate", "input_class=coding", ts=T0),
-            verdict("latency_ms.p95", "*", ts=T0, rollout="r2"),
-        ]
-    )
-    b = policy("commands: {ack_timeout_s: 60}", key=b"k")
-    b.import_rollout(orjson.loads(orjson.dumps(a.export_rollout("r1"))))
-    b.import_shared(orjson.loads(orjson.dumps(a.export_shared())))
-    assert set(b.tables) == {"r1"}
-    out_a, out_b = a.advance(T0 + 60), b.advance(T0 + 60)
-    assert [x for x in out_a.alerts if x["rollout_id"] == "r1"] == out_b.alerts
-    assert [x["rule"] for x in out_b.alerts] == ["command_unacked"]

@@ -35,6 +35,13 @@ def test_a_forged_command_is_rejected() -> None:
     assert verify_command(other_key, KEY).reason == "bad_signature"
 
 
+@pytest.mark.parametrize("signature", ["é" * 64, "\ud800" + "0" * 63, "0" * 63 + "\x00", "00"])
+def test_any_signature_a_message_holds_is_checked_not_raised_on(signature: str) -> None:
+    cmd = _command()
+    cmd["signature"] = signature
+    assert verify_command(cmd, KEY).reason == "bad_signature"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

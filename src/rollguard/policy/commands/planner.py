@@ -187,8 +187,14 @@ class Planner:
         return rc
 
     def reset(self, rollout_id: str, generation: int, variant: str | None) -> None:
-        """A new canary variant: earlier commands are history, the ladder starts again."""
-        self.rollouts[rollout_id] = RolloutCommands(rollout_id, generation=generation, variant=variant)
+        """A new canary variant: earlier commands are history, the ladder starts again.
+
+        The per-rollout ``sequence`` keeps counting: controllers reject a command whose sequence is
+        not above the last one they applied, and the flag is the same flag for the new variant."""
+        before = self.rollouts.get(rollout_id)
+        rc = self.rollouts[rollout_id] = RolloutCommands(rollout_id, generation=generation, variant=variant)
+        if before is not None:
+            rc.sequence = before.sequence
 
     # ------------------------------------------------------------------ time
     def tick(self, rc: RolloutCommands, now: float) -> list[CommandState]:

@@ -1,0 +1,172 @@
+"""The ``rollguard worker`` command: check the config and the topics, then run the Faust worker.
+
+Everything that can be wrong before the first message fails here, with one line each: a bad config
+(``file:line: field: what is wrong``, exit 2), a missing password, unreachable Kafka or missing topics
+(exit 1). A worker that would publish unsigned commands says so loudly at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+
+from rollguard.adapters.kafka_security import KafkaSecurity
+from rollguard.adapters.topic_contracts import TopicContractError, load_topics
+from rollguard.adapters.worker.app import WorkerOptions, create_app
+from rollguard.adapters.worker.topics import WorkerTopics
+from rollguard.policy.commands.signing import resolve_signing_key
+from rollguard.settings import Config, ConfigError, load_config
+from rollguard.settings.worker import KafkaSettings
+
+log = logging.getLogger("rollguard.worker")
+
+
+def security_of(kafka: KafkaSettings, environ: dict[str, str] | os._Environ[str]) -> KafkaSecurity | str:
+    """The client security the settings describe, or why it cannot be built (a missing password)."""
+    password = None
+    if kafka.security_protocol.startswith("SASL_"):
+        name = kafka.sasl_password_env or "ROLLGUARD_KAFKA_SASL_PASSWORD"
+        password = environ.get(name)
+        if not password:
+            return (
+                f"worker.kafka: {kafka.security_protocol} needs a password in the environment variable {name}"
+            )
+    return KafkaSecurity(
+        kafka.security_protocol,
+        kafka.sasl_mechanism,
+        kafka.sasl_username,
+        password,
+        kafka.ssl_cafile,
+        kafka.ssl_certfile,
+        kafka.ssl_keyfile,
+    )
+
+
+def options_from(
+    config: Config, args: argparse.Namespace, security: KafkaSecurity, bootstrap: str
+) -> WorkerOptions:
+    w = config.worker
+    return WorkerOptions(
+        bootstrap=bootstrap,
+        app_id=args.app_id or w.app_id,
+        instance=w.instance,
+        client_id=w.kafka.client_id,
+        security=security,
+        data_dir=args.data_dir or w.data_dir,
+        store=w.store,
+        web_enabled=w.web_enabled,
+        web_port=w.web_port,
+        web_bind=w.web_bind,
+        idle_after_s=w.idle_after_s,
+        tick_s=w.tick_s,
+        checkpoint_every_s=w.checkpoint_every_s,
+        checkpoint_max_lag=w.checkpoint_max_lag,
+        replication=w.replication,
+        rocksdb_block_cache_mb=w.rocksdb_block_cache_mb,
+        session_timeout_s=w.session_timeout_s,
+    )
+
+
+def _partition_counts(bootstrap: str, security: KafkaSecurity, names: list[str]) -> dict[str, int]:
+    """Partition counts of the named topics that exist (fail fast before Faust waits forever)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="rollguard-worker-check", **security.kafka_python_kwargs()
+    )
+    try:
+        present = set(admin.list_topics())
+        found = [n for n in names if n in present]
+        described = admin.describe_topics(found) if found else []
+        return {t["name"]: len(t.get("partitions") or []) for t in described if t.get("error_code", 0) == 0}
+    finally:
+        admin.close()
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=str(args.log_level).upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+    )
+    trace_file = os.environ.get("ROLLGUARD_TRACE_OFFSETS")
+    if trace_file:  # every restore, checkpoint and ack, one line each: for post-mortems of crashes
+        handler = logging.FileHandler(trace_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(message)s"))
+        trace = logging.getLogger("rollguard.worker.offsets")
+        trace.addHandler(handler)
+        trace.setLevel(logging.DEBUG)
+        trace.propagate = False
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rollguard: bad config: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"rollguard: cannot read config: {exc}", file=sys.stderr)
+        return 2
+    kafka = config.worker.kafka.with_environment(os.environ)
+    bootstrap = args.bootstrap or kafka.bootstrap
+    if not bootstrap:
+        print(
+            "rollguard: no Kafka: pass --bootstrap, set worker.kafka.bootstrap or ROLLGUARD_BOOTSTRAP",
+            file=sys.stderr,
+        )
+        return 2
+    security = security_of(kafka, os.environ)
+    if isinstance(security, str):
+        print(f"rollguard: {security}", file=sys.stderr)
+        return 2
+    try:
+        topics = WorkerTopics.from_contracts(load_topics(args.topics_dir))
+    except (TopicContractError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        actual = _partition_counts(bootstrap, security, topics.all_names())
+    except Exception as exc:
+        log.error("cannot reach Kafka at %s: %s: %s", bootstrap, type(exc).__name__, exc)
+        return 1
+    missing = [n for n in topics.all_names() if n not in actual]
+    if missing:
+        log.error("topics missing: %s; run `rollguard topics apply --bootstrap %s` first", missing, bootstrap)
+        return 1
+    if actual[topics.events] != topics.partitions:
+        log.warning(
+            "%s has %d partitions, the contract says %d: using the actual count",
+            topics.events,
+            actual[topics.events],
+            topics.partitions,
+        )
+        topics = replace(topics, partitions=actual[topics.events])
+    for name in (topics.acks, topics.control):
+        if actual[name] != topics.partitions:
+            log.warning(
+                "%s has %d partitions, the events topic %d: its messages are re-keyed through an "
+                "internal topic before they are applied",
+                name,
+                actual[name],
+                topics.partitions,
+            )
+    c = config.commands
+    key = resolve_signing_key(c.signing_key, c.signing_key_env, os.environ)
+    if key is None:
+        log.warning("=" * 78)
+        log.warning(
+            'NO SIGNING KEY: commands will be published UNSIGNED (signature ""). Controllers '
+            "reject them unless started to accept unsigned commands. Set %s.",
+            c.signing_key_env,
+        )
+        log.warning("=" * 78)
+    wa = create_app(options_from(config, args, security, bootstrap), config, topics, signing_key=key)
+    from faust.worker import Worker
+
+    worker = Worker(wa.app, loglevel=args.log_level)
+    wa.runtime.timings.started = time.monotonic()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    return 0

@@ -1,0 +1,162 @@
+"""One rollout from event to outputs: detection, policy and its own clock — what replay and the worker drive.
+
+A rollout's decisions depend only on its own events and on the acks and operator actions addressed to
+it: its detection engine (scalar and semantic, with an embedding budget of its own), its policy (whose
+clock is this rollout's event time), and the ids of its recent events (a duplicate delivery is counted
+once). The only things shared with other rollouts are the operators' silences
+(:class:`~rollguard.pipeline.shared.SharedState`) and the embedding model. Its whole state is one
+JSON-compatible value (:meth:`RolloutPipeline.to_state`), which the streaming worker checkpoints and a
+restored pipeline continues from exactly as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rollguard.detect.engine import Engine
+from rollguard.domain.events import Event
+from rollguard.domain.verdicts import VerdictChange
+from rollguard.embeddings.embedder import Embedder
+from rollguard.pipeline.dedup import RecentEventIds
+from rollguard.pipeline.shared import SharedState
+from rollguard.policy.policy import Output, Policy
+from rollguard.settings import Config
+
+STATE_VERSION: Final = 1
+
+
+@dataclass(slots=True)
+class Step:
+    """What one call produced, in publishing order: verdict changes first, then the policy's outputs."""
+
+    verdicts: list[VerdictChange] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, output: Output) -> Step:
+        self.alerts.extend(output.alerts)
+        self.commands.extend(output.commands)
+        self.audit.extend(output.audit)
+        return self
+
+    def __iadd__(self, other: Step) -> Step:
+        self.verdicts.extend(other.verdicts)
+        self.alerts.extend(other.alerts)
+        self.commands.extend(other.commands)
+        self.audit.extend(other.audit)
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.verdicts or self.alerts or self.commands or self.audit)
+
+
+class RolloutPipeline:
+    """Engine, semantic engine and policy of one rollout, on the rollout's own event-time clock."""
+
+    def __init__(
+        self,
+        rollout_id: str,
+        config: Config,
+        shared: SharedState,
+        *,
+        model: tuple[Embedder | None, str | None] = (None, None),
+        signing_key: bytes | None = None,
+        instance: str = "rollguard",
+    ) -> None:
+        self.rollout_id = rollout_id
+        self.config = config
+        self.shared = shared
+        self.engine = Engine(config, model=model)
+        self.policy = Policy(config, signing_key=signing_key, instance=instance, silences=shared.silences)
+        eng = config.engine
+        self.recent = RecentEventIds(eng.dedup_window_s, eng.dedup_max_ids)
+        self.last_ts = -math.inf  # newest event time of this rollout (its clock)
+        self.duplicates = 0
+
+    # ------------------------------------------------------------------ inputs
+    def process(self, ev: Event) -> Step:
+        """One event of this rollout (in arrival order): verdict changes and the outputs they cause."""
+        step = Step()
+        ts = ev.ts
+        if self.recent.seen(ev.event_id, ts):
+            self.duplicates += 1
+            return step
+        if ts > self.last_ts:
+            self.last_ts = ts
+        changes = self.engine.process(ev)
+        if changes:
+            step.verdicts = changes
+            step.add(self.policy.on_changes(changes))
+        if self.policy.due(ts):
+            step.add(self.policy.advance(ts))
+        return step
+
+    def on_input(self, item: Mapping[str, Any]) -> Step:
+        """An ack (ack v1) or an operator action (command v1 with an operator ``action``) for this rollout."""
+        if "action" in item:
+            return self._operator(item)
+        return Step().add(self.policy.on_ack(item))
+
+    def _operator(self, action: Mapping[str, Any]) -> Step:
+        silences_before = set(self.shared.silences)
+        step = Step().add(self.policy.on_operator(action))
+        if set(self.shared.silences) != silences_before:
+            self.shared.changed()
+        return step
+
+    def advance(self, now: float) -> Step:
+        """Move this rollout's clock to ``now`` (event time): resolves, repeats, expiries, escalations."""
+        return Step().add(self.policy.advance(now))
+
+    def flush(self) -> Step:
+        """Close the open batch (end of a file, or a rollout that went idle) and decide on it."""
+        step = Step()
+        changes = self.engine.flush()
+        if changes:
+            step.verdicts = changes
+            step.add(self.policy.on_changes(changes))
+        return step
+
+    # ------------------------------------------------------------------ views and state
+    def status(self) -> dict[str, Any]:
+        return self.policy.status(self.rollout_id)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "rollout_id": self.rollout_id,
+            "engine": self.engine.to_state(),
+            "policy": self.policy.to_state(),
+            "recent": self.recent.to_state(),
+            "last_ts": self.last_ts if math.isfinite(self.last_ts) else None,
+            "duplicates": self.duplicates,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        config: Config,
+        shared: SharedState,
+        *,
+        model: tuple[Embedder | None, str | None] = (None, None),
+        signing_key: bytes | None = None,
+        instance: str = "rollguard",
+    ) -> RolloutPipeline:
+        if state.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported pipeline state version {state.get('v')!r}")
+        rid = str(state["rollout_id"])
+        p = cls(rid, config, shared, model=model, signing_key=signing_key, instance=instance)
+        p.engine = Engine.from_state(state["engine"], config, model=model)
+        p.policy = Policy.from_state(
+            config, state["policy"], signing_key=signing_key, instance=instance, silences=shared.silences
+        )
+        eng = config.engine
+        p.recent = RecentEventIds.from_state(state["recent"], eng.dedup_window_s, eng.dedup_max_ids)
+        p.last_ts = -math.inf if state["last_ts"] is None else float(state["last_ts"])
+        p.duplicates = int(state["duplicates"])
+        return p

@@ -76,7 +76,8 @@ Rules the engine must respect
   ``log(1.1)``) or the quantile CS. The quantile CS, SRM and CUSUM are exact (non-asymptotic).
 - Observations must be exchangeable within an arm (i.i.d.-ish); feed SRM one record per randomisation
   unit at its first assignment (:mod:`.unit_filter`: ``UnitFilter(bits)``, a fixed-size Bloom filter,
-  ``add_if_new(unit)`` / ``add_many(units)`` say which units are new, unbiased between arms). Histograms must share parameters to be merged.
+  ``add_if_new(unit)`` / ``add_many(units)`` say which units are new, unbiased between arms).
+  Histograms must share parameters to be merged.
 """
 
 from rollguard.stats.confseq import (

@@ -12,6 +12,7 @@ import pytest
 from worker_kit import (
     ManualClock,
     by_rollout,
+    close_idle_batches,
     expected_counts,
     make_topics,
     produce,
@@ -71,9 +72,7 @@ def test_a_broker_restart_mid_run_changes_nothing(own_broker: kafka_broker.Broke
             )
             await asyncio.to_thread(produce, bootstrap, topics.events, events[half:], rollout_key)
             await wait_until(lambda: counted() == want, 400, "every event counted once")
-            clock.now += 60
-            n = wa.stats.checkpoints
-            await wait_until(lambda: wa.stats.checkpoints >= n + len(want), 120, "the idle ticks")
+            await close_idle_batches(wa, clock, 60)
         finally:
             await wa.stop()
 

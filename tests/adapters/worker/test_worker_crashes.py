@@ -105,8 +105,10 @@ def test_sigkill_at_random_points_loses_nothing_and_repeats_nothing(
                 break
             assert time.monotonic() < deadline, f"counts {counted} never reached {want}"
             time.sleep(1)
-        time.sleep(2)  # the outputs of the idle ticks that closed the last batches
-        final = get_json(status_url)
+        # The last batches are closed by idle ticks: wait until every rollout's was handled (published).
+        while (final := get_json(status_url))["worker"]["idle_closed"] < len(want):
+            assert time.monotonic() < deadline, f"idle ticks handled: {final['worker']['idle_closed']}"
+            time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

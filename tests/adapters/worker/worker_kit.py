@@ -166,10 +166,16 @@ async def run_until_idle(
     """Start the worker, wait until it applied every event, then let the idle tick close the batches."""
     await wa.start()
     await wait_until(lambda: wa.stats.applied + wa.stats.skipped >= n_events, timeout, "every event applied")
-    checkpoints = wa.stats.checkpoints
+    await close_idle_batches(wa, clock, idle_after_s)
+
+
+async def close_idle_batches(wa: WorkerApp, clock: ManualClock, idle_after_s: float) -> None:
+    """Move the wall clock past ``idle_after_s`` and wait until every held rollout's idle tick was handled
+    (its open batch closed, its outputs published and checkpointed)."""
+    closed = wa.stats.idle_closed
     clock.now += idle_after_s
     n = len(wa.runtime.runtimes)
-    await wait_until(lambda: wa.stats.checkpoints >= checkpoints + n, 60, "the idle ticks of every rollout")
+    await wait_until(lambda: wa.stats.idle_closed >= closed + n, 120, "the idle ticks of every rollout")
 
 
 def write_contracts(topics: WorkerTopics, directory: Path) -> Path:

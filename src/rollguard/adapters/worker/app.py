@@ -106,6 +106,7 @@ class WorkerStats:
     checkpoints: int = 0
     suppressed: int = 0
     refetched: int = 0  # messages Faust did not deliver, read by the worker itself
+    idle_closed: int = 0  # idle ticks handled: a quiet rollout's batch closed and its clock moved on
 
 
 @dataclass(slots=True)
@@ -596,6 +597,7 @@ class WorkerRuntime:
         await self.publish(rt, step)
         if step or rt.dirty:
             await self.checkpoint(rt, "idle")
+        self.stats.idle_closed += 1
 
     # ------------------------------------------------------------------ commits and dead letters
     async def commit(self) -> None:
@@ -663,6 +665,7 @@ class WorkerRuntime:
                 "checkpoints": s.checkpoints,
                 "suppressed": s.suppressed,
                 "refetched": s.refetched,
+                "idle_closed": s.idle_closed,
                 "errors": s.errors,
             },
             "silences": [sil.to_state() for _, sil in sorted(self.pipelines.shared.silences.items())],

@@ -128,7 +128,7 @@ def throughput(bootstrap: str, n_events: int) -> None:
         replay(path, Config(), Path(tmp) / "out")
         replay_rate = len(events) / (time.perf_counter() - t0)
     rounds = []
-    for _ in range(2):
+    for _ in range(3):
         bare_topics = make_topics(bootstrap)
         produce(bootstrap, bare_topics.events, events, rollout_key)
         worker_topics = make_topics(bootstrap)
@@ -141,8 +141,12 @@ def throughput(bootstrap: str, n_events: int) -> None:
             f"ratio {worker / bare:.2f}",
             flush=True,
         )
-    bare, worker = max(rounds, key=lambda r: r[1] / r[0])
-    print(f"[1] throughput ({len(events):,} events, 4 rollouts, all default cohorts and metrics)")
+    # The round with the median ratio: a shared machine's load moves both figures between rounds.
+    bare, worker = sorted(rounds, key=lambda r: r[1] / r[0])[len(rounds) // 2]
+    print(
+        f"[1] throughput ({len(events):,} events, 4 rollouts, all default cohorts and metrics;"
+        " the round with the median ratio of 3)"
+    )
     print(f"  bare Faust agent (deserialise + count): {bare:,.0f} events/s")
     print(
         f"  rollguard worker:                        {worker:,.0f} events/s  ({worker / bare:.2f}x bare;"

@@ -68,13 +68,5 @@ class KafkaSecurity:
         return kwargs
 
     def kafka_python_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.uses_tls:
-            kwargs["ssl_context"] = self.ssl_context()
-        if self.uses_sasl:
-            kwargs.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.username,
-                sasl_plain_password=self.password,
-            )
-        return kwargs
+        """kafka-python names these settings as aiokafka does (aiokafka began as its asyncio port)."""
+        return self.aiokafka_kwargs()

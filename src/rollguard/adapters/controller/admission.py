@@ -27,21 +27,10 @@ import orjson
 
 from rollguard.domain.events import excerpt
 from rollguard.policy.commands.signing import verify_command
+from rollguard.policy.policy import OPERATOR_ACTIONS
 
 CONTROLLER_NAME: Final = "flagd-file"
 ROLLOUT_ACTIONS: Final = ("disable_scope", "reduce_weight", "rollback", "pause", "promote")
-OPERATOR_ACTIONS: Final = frozenset(
-    {
-        "acknowledge_alert",
-        "silence",
-        "unsilence",
-        "hold",
-        "release",
-        "override_verdict",
-        "approve",
-        "reject",
-    }
-)
 WEIGHTED_ACTIONS: Final = frozenset({"reduce_weight", "promote"})
 _HEX_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 

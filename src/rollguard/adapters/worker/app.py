@@ -42,7 +42,6 @@ from typing import Any, Final, cast
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rollguard.adapters import dead_letter
@@ -680,16 +679,6 @@ def _events_in(pipeline: RolloutPipeline) -> int:
 
 def _batches(pipeline: RolloutPipeline) -> int:
     return sum(m.counters["batches"] for m in pipeline.engine.monitors.values())
-
-
-async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    for _ in range(50):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return sorted(parts)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
 
 
 def _faust_tp(topic: str, partition: int) -> Any:

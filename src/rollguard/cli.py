@@ -36,15 +36,20 @@ def _replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
         return 2
+    from rollguard.terminal.progress import file_progress
+
     try:
-        summary = replay(
-            args.events,
-            config,
-            args.out,
-            signing_key=_signing_key(config),
-            inputs=args.inputs,
-            auto_ack_s=args.auto_ack,
-        )
+        with file_progress(args.events, "replay") as tick:
+            summary = replay(
+                args.events,
+                config,
+                args.out,
+                signing_key=_signing_key(config),
+                inputs=args.inputs,
+                auto_ack_s=args.auto_ack,
+                timeline_every_s=args.timeline_every or None,
+                progress=tick,
+            )
     except OSError as exc:  # unreadable input, unwritable or full output directory: one line, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"rollguard: replay stopped: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -55,6 +60,23 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary.alerts} alert notifications, {summary.commands} commands -> {args.out}"
         + (f" ({summary.inputs_rejected} input line(s) rejected)" if summary.inputs_rejected else "")
     )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rollguard.report import write_report
+
+    try:
+        path = write_report(args.out_dir, args.out)
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"rollguard: report stopped: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a line that is not JSON: not a replay's output
+        print(f"rollguard: report stopped: {args.out_dir} holds a file that is not replay output: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"report: {path} ({path.stat().st_size:,} bytes)")
     return 0
 
 
@@ -104,7 +126,7 @@ def _controller_flagd(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rollguard.demo import run_demo
 
-    return run_demo(args.scenario, args.minutes, args.seed, args.out)
+    return run_demo(args.scenario, args.minutes, args.seed, args.out, wall_s=args.story_seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--auto-ack", type=float, default=None, metavar="SECONDS",
         help="play a controller that applies every command SECONDS after it was issued",
     )  # fmt: skip
+    rep.add_argument(
+        "--timeline-every", type=float, default=60.0, metavar="SECONDS",
+        help="write each rollout's dashboard point to DIR/timeline.jsonl every SECONDS of event time "
+        "(the report's charts; default 60, 0: no timeline)",
+    )  # fmt: skip
     rep.set_defaults(handler=_replay)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a replay's outputs")
+    report.add_argument("out_dir", metavar="OUT_DIR", help="a `rollguard replay --out` directory")
+    report.add_argument("--out", default=None, help="the HTML file (default: OUT_DIR/report.html)")
+    report.set_defaults(handler=_report)
 
     gate = sub.add_parser(
         "gate", help="offline eval gate: compare two eval runs; exit 0 pass, 1 regression, 2 inconclusive"
@@ -148,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--minutes", type=float, default=20.0, help="simulated minutes")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--out", default="out/demo", help="output directory")
+    demo.add_argument(
+        "--story-seconds", type=float, default=20.0, metavar="S",
+        help="on a terminal, play simulated time back over about S seconds (default 20; 0: at once)",
+    )  # fmt: skip
     demo.set_defaults(handler=_demo)
 
     worker = sub.add_parser("worker", help="run the streaming worker (Faust): the core on Kafka")

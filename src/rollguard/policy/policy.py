@@ -389,6 +389,13 @@ class Policy:
                     "applied_at": c.applied_at,
                     "ack_reason": c.ack_reason,
                     "approved_by": c.approved_by,
+                    "expires_at": c.expires_at,
+                    # A proposal waits for an operator until then (else it expires unapproved).
+                    "approval_expires_at": (
+                        c.issued_at + self.config.commands.approval_timeout_s if c.requires_approval else None
+                    ),
+                    "proposal_id": c.proposal_id,
+                    "target_weight": c.target_weight,
                 }
                 for c in sorted(rc.commands.values(), key=lambda c: c.issued_at)
             ],

@@ -27,6 +27,42 @@ def _bridge_alertmanager(args: argparse.Namespace) -> int:
     return run_bridge_alertmanager(args)
 
 
+def bad_config(exc: Exception) -> int:
+    """Print every problem of a refused config file, one ``rollguard: bad config: file:line: …`` each."""
+    lines = exc.lines() if hasattr(exc, "lines") else [str(exc)]
+    for line in lines:
+        print(f"rollguard: bad config: {line}", file=sys.stderr)
+    return 2
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rollguard.settings.config import check_config
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read the file: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    errors = check_config(text, str(path))
+    for err in errors:
+        print(err.where())
+    if errors:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 2
+    print(f"{path}: valid")
+    return 0
+
+
+def _config_example(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    sys.stdout.write(resources.files("rollguard.settings").joinpath("example.yaml").read_text(encoding="utf-8"))
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from rollguard.adapters.replay import replay
     from rollguard.settings.config import ConfigError, load_config
@@ -34,8 +70,7 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rollguard: bad config: {exc}", file=sys.stderr)
-        return 2
+        return bad_config(exc)
     from rollguard.terminal.progress import file_progress
 
     try:
@@ -103,8 +138,7 @@ def _gate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rollguard: bad config: {exc}", file=sys.stderr)
-        return 2
+        return bad_config(exc)
     try:
         report = gate_files(args.baseline, args.candidate, config)
     except OSError as exc:
@@ -142,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dir", default=None, help="topic contract directory (default: topics/)")
     apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
     apply.set_defaults(handler=_topics_apply)
+
+    cfg = sub.add_parser("config", help="check a config file, or print a commented example")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser(
+        "check", help="validate a config file without running anything (exit 0 valid, 2 with every error)"
+    )
+    check.add_argument("file", metavar="FILE", help="the YAML config file")
+    check.set_defaults(handler=_config_check)
+    example = cfg_sub.add_parser("example", help="print a fully commented example config (valid as it is)")
+    example.set_defaults(handler=_config_example)
 
     rep = sub.add_parser("replay", help="run the core over a file of v1 events (JSON lines)")
     rep.add_argument("events", help="events file, one v1 event per line")

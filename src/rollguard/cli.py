@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.set_defaults(handler=_demo)
 
+    from rollguard.adapters.operator import add_operator_parser
+
+    add_operator_parser(sub)
+
     worker = sub.add_parser("worker", help="run the streaming worker (Faust): the core on Kafka")
     worker.add_argument(
         "--bootstrap", default=None,

@@ -40,6 +40,7 @@ OPERATOR_ACTIONS: Final = frozenset(
         "override_verdict",
         "approve",
         "reject",
+        "declare_promotion",
     }
 )
 WEIGHTED_ACTIONS: Final = frozenset({"reduce_weight", "promote"})

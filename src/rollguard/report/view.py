@@ -58,7 +58,8 @@ def rollout_view(r: RolloutRecords) -> dict[str, Any]:
     clock = latest.get("clock") if isinstance(latest.get("clock"), int | float) else snapshot.get("ts")
     now = float(clock) if isinstance(clock, int | float) and math.isfinite(clock) else None
     cohorts = _cohorts(r.rollout_id, snapshot, signals, r.points)
-    metrics = [m["metric"] for m in (cohorts[0]["metrics"] if cohorts else [])]
+    first = snapshot.get("cohorts") or []
+    metrics = [str(m["metric"]) for m in (first[0].get("metrics") or [] if first else [])]
     whole = next((c for c in cohorts if c["key"] == WHOLE), None)
     n_control = whole["n_control"] if whole else 0
     n_canary = whole["n_canary"] if whole else 0
@@ -93,6 +94,7 @@ def rollout_view(r: RolloutRecords) -> dict[str, Any]:
         "firing": [dict(a, since=None) for a in policy.get("firing") or []],
         "metrics": [{"name": m, "label": metric_label(m)} for m in metrics],
         "cohorts": cohorts,
+        "details": sorted(cohorts, key=lambda c: c["worst"] != "regressed"),  # what is wrong first
         "alerts": _alerts(r.alerts),
         "commands": _commands(r, policy),
         "operators": _operators(r.audit),
@@ -154,7 +156,8 @@ def _cohorts(
                 "n_control": int(cohort.get("n_control") or 0),
                 "n_canary": int(cohort.get("n_canary") or 0),
                 "worst": worst,
-                "metrics": rows,
+                "metrics": rows,  # in the grid's column order
+                "cards": sorted(rows, key=lambda r: r["state"] != "regressed"),  # what is wrong first
             }
         )
     return out

@@ -160,6 +160,12 @@ def _controller_flagd(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rollguard.demo import run_demo
 
+    if args.kafka:
+        from rollguard.demo_kafka import run_kafka_demo
+
+        return run_kafka_demo(
+            args.scenario, args.minutes, args.seed, args.out, bootstrap=args.bootstrap, speed=args.speed
+        )
     return run_demo(args.scenario, args.minutes, args.seed, args.out, wall_s=args.story_seconds)
 
 
@@ -224,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--minutes", type=float, default=20.0, help="simulated minutes")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--out", default="out/demo", help="output directory")
+    demo.add_argument(
+        "--kafka", action="store_true",
+        help="run the full loop on a real broker: simulator, worker, reference controller, acks",
+    )  # fmt: skip
+    demo.add_argument(
+        "--bootstrap", default=None,
+        help="with --kafka: this Kafka (topics prefixed for the run) instead of starting scripts/kafka.sh",
+    )  # fmt: skip
+    demo.add_argument(
+        "--speed", type=float, default=30.0,
+        help="with --kafka: simulated seconds per wall second (default 30: 20 minutes in 40 s)",
+    )  # fmt: skip
     demo.add_argument(
         "--story-seconds", type=float, default=20.0, metavar="S",
         help="on a terminal, play simulated time back over about S seconds (default 20; 0: at once)",

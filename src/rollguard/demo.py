@@ -24,7 +24,7 @@ from rollguard.report import write_report
 from rollguard.settings.config import Config
 from rollguard.sim import Scenario, generate, get_scenario, write_jsonl
 from rollguard.terminal.progress import file_progress
-from rollguard.terminal.story import Intro, StoryTeller, play, replay_story
+from rollguard.terminal.story import Intro, StoryTeller, play, replay_story, story_console
 
 # The demo's default story: a clear regression in one cohort (coding errors 1% -> 8% at minute 10)
 # that must be caught in that cohort and not blamed on the others.
@@ -40,7 +40,7 @@ def demo_scenario(scenario: str, minutes: float, seed: int, **knobs: Any) -> Sce
     )
 
 
-def intro_of(sc: Scenario, n_events: int, where: str) -> Intro:
+def intro_of(sc: Scenario, n_events: int, where: str, *, approximate: bool = False) -> Intro:
     """What the story says about the scenario before anything happens."""
     segments = []
     for d in sc.dimensions:
@@ -63,7 +63,7 @@ def intro_of(sc: Scenario, n_events: int, where: str) -> Intro:
         segments=segments,
         injections=injections or ["nothing (an A/A rollout: any alarm is a false one)"],
         traffic=f"{sc.arrivals.rate_per_s:g} requests/s for {sc.duration_s / 60:g} simulated minutes "
-        f"({n_events:,} events) -> {where}",
+        f"({'about ' if approximate else ''}{n_events:,} events) -> {where}",
         start_ts=sc.start_ts,
         duration_s=sc.duration_s,
     )
@@ -102,11 +102,7 @@ def run_demo(
     wall_s: float = STORY_WALL_S,
 ) -> int:
     # Plain lines when stdout is not a terminal: wide enough that a table row stays one line.
-    console = console or (
-        Console(highlight=False)
-        if Console().is_terminal
-        else Console(width=200, soft_wrap=True, highlight=False)
-    )
+    console = console or story_console()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

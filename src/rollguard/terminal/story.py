@@ -320,6 +320,14 @@ class StoryTeller:
             c.print(f"  {label.ljust(width)}  {path}", highlight=False, soft_wrap=True)
 
 
+def story_console() -> Console:
+    """A console for the story: styled on a terminal; plain and wide enough elsewhere that a table row
+    stays on one line."""
+    if Console().is_terminal:
+        return Console(highlight=False)
+    return Console(width=200, soft_wrap=True, highlight=False)
+
+
 def _within(cohort: str, disabled: str) -> bool:
     scope, ds = parse_cohort_key(cohort), parse_cohort_key(disabled)
     return all(scope.get(k) == v for k, v in ds.items())

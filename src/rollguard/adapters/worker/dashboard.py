@@ -52,8 +52,9 @@ def mount_dashboard(
             f"Live from worker {app_id}: {held} rollout(s) held by this worker. Event time is each "
             "rollout's own clock; read-only."
         )
+        live = request.query.get("static") is None  # ?static=1: the page to save, without its refresh
         html = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: render_page(records, title="rollguard dashboard", subtitle=subtitle, live=True)
+            None, lambda: render_page(records, title="rollguard dashboard", subtitle=subtitle, live=live)
         )
         return self.html(html, headers={"Cache-Control": "no-store"})
 

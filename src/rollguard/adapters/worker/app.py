@@ -777,7 +777,7 @@ def create_app(
     settings: dict[str, Any] = {
         "broker": broker_urls(options.bootstrap),
         "broker_client_id": options.client_id or options.app_id,
-        "store": "rocksdict://" if options.store == "rocksdb" else "memory://",
+        "store": "rocksdb://" if options.store == "rocksdb" else "memory://",  # rocksdb:// runs on rocksdict
         "topic_partitions": topics.partitions,
         "topic_replication_factor": options.replication,
         "processing_guarantee": "at_least_once",

@@ -184,7 +184,7 @@ def replay(
         for lineno, line in enumerate(source, 1):
             if progress is not None:
                 read += len(line)
-                if not lineno % 256:
+                if not lineno & 63:
                     progress(read, lineno)
             ev = parse_event(line)
             if type(ev) is not Event:

@@ -26,10 +26,13 @@ def test_points_thin_out_to_span_the_whole_rollout_within_the_bound(replayed: Pa
     history = History(every_s=10.0, max_points=8, max_records=2)
     _feed(history, replayed.parent / "events.jsonl")
     (r,) = history.rollouts.values()
-    assert 4 <= len(r.points) <= 8 and r.every_s > 10.0  # 8 minutes at 10 s would be 48 points
-    times = [p.at for p in r.points]
+    points = r.series.points()
+    assert 4 <= len(points) <= 8 and r.every_s > 10.0  # 8 minutes at 10 s would be 48 points
+    times = [p.at for p in points]
     assert times == sorted(times) and times[-1] - times[0] >= 300  # still the whole rollout
     assert len(r.alerts) <= 2 and len(r.commands) <= 2
+    coding = points[-1].metrics["input_class=coding"]["error_rate"]
+    assert coding[0] == "regressed" and all(isinstance(v, float) for v in coding[1:])
 
 
 def test_the_live_page_is_the_report_design_with_the_refresh_script(replayed: Path) -> None:
@@ -41,3 +44,23 @@ def test_the_live_page_is_the_report_design_with_the_refresh_script(replayed: Pa
     assert 'data-cohort="input_class=coding" data-state="regressed"' in html and "<svg" in html
     assert "<script>" in html and "fetch(window.location.href" in html
     assert "<script>" not in render_page([records], title="r", subtitle="", live=False)
+
+
+def test_packed_points_read_back_as_they_were_taken() -> None:
+    from rollguard.report.history import _Series
+    from rollguard.report.records import ChartPoint
+
+    taken = [
+        ChartPoint(60.0, {"*": {"error_rate": ("insufficient", None, None, None)}}),
+        ChartPoint(
+            120.0,
+            {
+                "*": {"error_rate": ("regressed", 0.02, 0.01, 0.03)},
+                "tenant=t1": {"latency_ms.p95": ("non_inferior", -0.01, -0.05, 0.04)},
+            },
+        ),
+    ]
+    series = _Series()
+    for point in taken:
+        series.append(point)
+    assert series.points() == taken

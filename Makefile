@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: env kafka-fetch services lint test demo bench clean
 
@@ -25,7 +26,7 @@ test: env kafka-fetch services lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --doctest-modules src/rollguard tests $(PYTEST_ARGS)
 
 demo: env
-	HF_HUB_OFFLINE=1 $(BIN)/rollguard demo
+	HF_HUB_OFFLINE=1 $(BIN)/rollguard demo $(DEMO_ARGS)
 
 bench: env
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/run_all.py

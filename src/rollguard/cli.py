@@ -27,6 +27,42 @@ def _bridge_alertmanager(args: argparse.Namespace) -> int:
     return run_bridge_alertmanager(args)
 
 
+def bad_config(exc: Exception) -> int:
+    """Print every problem of a refused config file, one ``rollguard: bad config: file:line: …`` each."""
+    lines = exc.lines() if hasattr(exc, "lines") else [str(exc)]
+    for line in lines:
+        print(f"rollguard: bad config: {line}", file=sys.stderr)
+    return 2
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rollguard.settings.config import check_config
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read the file: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    errors = check_config(text, str(path))
+    for err in errors:
+        print(err.where())
+    if errors:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 2
+    print(f"{path}: valid")
+    return 0
+
+
+def _config_example(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    sys.stdout.write(resources.files("rollguard.settings").joinpath("example.yaml").read_text(encoding="utf-8"))
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from rollguard.adapters.replay import replay
     from rollguard.settings.config import ConfigError, load_config
@@ -34,17 +70,21 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rollguard: bad config: {exc}", file=sys.stderr)
-        return 2
+        return bad_config(exc)
+    from rollguard.terminal.progress import file_progress
+
     try:
-        summary = replay(
-            args.events,
-            config,
-            args.out,
-            signing_key=_signing_key(config),
-            inputs=args.inputs,
-            auto_ack_s=args.auto_ack,
-        )
+        with file_progress(args.events, "replay") as tick:
+            summary = replay(
+                args.events,
+                config,
+                args.out,
+                signing_key=_signing_key(config),
+                inputs=args.inputs,
+                auto_ack_s=args.auto_ack,
+                timeline_every_s=args.timeline_every or None,
+                progress=tick,
+            )
     except OSError as exc:  # unreadable input, unwritable or full output directory: one line, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"rollguard: replay stopped: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -55,6 +95,23 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary.alerts} alert notifications, {summary.commands} commands -> {args.out}"
         + (f" ({summary.inputs_rejected} input line(s) rejected)" if summary.inputs_rejected else "")
     )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rollguard.report import write_report
+
+    try:
+        path = write_report(args.out_dir, args.out)
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"rollguard: report stopped: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a line that is not JSON: not a replay's output
+        print(f"rollguard: report stopped: {args.out_dir} holds a file that is not replay output: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"report: {path} ({path.stat().st_size:,} bytes)")
     return 0
 
 
@@ -81,8 +138,7 @@ def _gate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rollguard: bad config: {exc}", file=sys.stderr)
-        return 2
+        return bad_config(exc)
     try:
         report = gate_files(args.baseline, args.candidate, config)
     except OSError as exc:
@@ -104,7 +160,13 @@ def _controller_flagd(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rollguard.demo import run_demo
 
-    return run_demo(args.scenario, args.minutes, args.seed, args.out)
+    if args.kafka:
+        from rollguard.demo_kafka import run_kafka_demo
+
+        return run_kafka_demo(
+            args.scenario, args.minutes, args.seed, args.out, bootstrap=args.bootstrap, speed=args.speed
+        )
+    return run_demo(args.scenario, args.minutes, args.seed, args.out, wall_s=args.story_seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
     apply.set_defaults(handler=_topics_apply)
 
+    cfg = sub.add_parser("config", help="check a config file, or print a commented example")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser(
+        "check", help="validate a config file without running anything (exit 0 valid, 2 with every error)"
+    )
+    check.add_argument("file", metavar="FILE", help="the YAML config file")
+    check.set_defaults(handler=_config_check)
+    example = cfg_sub.add_parser("example", help="print a fully commented example config (valid as it is)")
+    example.set_defaults(handler=_config_example)
+
     rep = sub.add_parser("replay", help="run the core over a file of v1 events (JSON lines)")
     rep.add_argument("events", help="events file, one v1 event per line")
     rep.add_argument("--config", default=None, help="rollguard config file (YAML)")
@@ -132,7 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--auto-ack", type=float, default=None, metavar="SECONDS",
         help="play a controller that applies every command SECONDS after it was issued",
     )  # fmt: skip
+    rep.add_argument(
+        "--timeline-every", type=float, default=60.0, metavar="SECONDS",
+        help="write each rollout's dashboard point to DIR/timeline.jsonl every SECONDS of event time "
+        "(the report's charts; default 60, 0: no timeline)",
+    )  # fmt: skip
     rep.set_defaults(handler=_replay)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a replay's outputs")
+    report.add_argument("out_dir", metavar="OUT_DIR", help="a `rollguard replay --out` directory")
+    report.add_argument("--out", default=None, help="the HTML file (default: OUT_DIR/report.html)")
+    report.set_defaults(handler=_report)
 
     gate = sub.add_parser(
         "gate", help="offline eval gate: compare two eval runs; exit 0 pass, 1 regression, 2 inconclusive"
@@ -148,7 +230,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--minutes", type=float, default=20.0, help="simulated minutes")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--out", default="out/demo", help="output directory")
+    demo.add_argument(
+        "--kafka", action="store_true",
+        help="run the full loop on a real broker: simulator, worker, reference controller, acks",
+    )  # fmt: skip
+    demo.add_argument(
+        "--bootstrap", default=None,
+        help="with --kafka: this Kafka (topics prefixed for the run) instead of starting scripts/kafka.sh",
+    )  # fmt: skip
+    demo.add_argument(
+        "--speed", type=float, default=30.0,
+        help="with --kafka: simulated seconds per wall second (default 30: 20 minutes in 40 s)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--story-seconds", type=float, default=20.0, metavar="S",
+        help="on a terminal, play simulated time back over about S seconds (default 20; 0: at once)",
+    )  # fmt: skip
     demo.set_defaults(handler=_demo)
+
+    from rollguard.adapters.operator import add_operator_parser
+    from rollguard.adapters.simulate import add_simulate_parser
+
+    add_operator_parser(sub)
+    add_simulate_parser(sub)
 
     worker = sub.add_parser("worker", help="run the streaming worker (Faust): the core on Kafka")
     worker.add_argument(

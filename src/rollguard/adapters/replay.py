@@ -11,6 +11,10 @@ its own event-time clock), exactly as in the streaming worker:
 every rollout command, ``DIR/audit.jsonl`` what was done with acks and operator actions. Acks and operator
 actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
 ``auto_ack_s`` plays a controller that applies every command that many seconds after it was issued.
+With ``timeline_every_s``, ``DIR/timeline.jsonl`` also holds each rollout's dashboard point (snapshot,
+policy status, verdict states) every that many seconds of its event time, and a last one at the end
+(:mod:`rollguard.pipeline.timeline`); ``progress`` is told the bytes and lines read so far (progress
+bars).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ import orjson
 from rollguard.domain.events import Event, EventError, excerpt, parse_event
 from rollguard.pipeline.pipelines import Pipelines
 from rollguard.pipeline.rollout import Step
+from rollguard.pipeline.timeline import Timeline, timeline_point
 from rollguard.settings.config import Config
 
 _DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -129,10 +135,14 @@ def replay(
     signing_key: bytes | None = None,
     inputs: str | Path | None = None,
     auto_ack_s: float | None = None,
+    timeline_every_s: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplaySummary:
     """Run every rollout's pipeline over ``events_path`` and write the outputs into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    timeline = Timeline(timeline_every_s) if timeline_every_s else None
+    read = 0
     pipelines = Pipelines(config, signing_key=signing_key)
     pending = _Inputs(auto_ack_s)
     summary = ReplaySummary()
@@ -144,6 +154,7 @@ def replay(
         open(out / "alerts.jsonl", "wb") as alerts,
         open(out / "commands.jsonl", "wb") as commands,
         open(out / "audit.jsonl", "wb") as audit,
+        open(out / "timeline.jsonl", "wb") if timeline is not None else nullcontext() as points,
     ):
 
         def publish(step: Step) -> None:
@@ -171,6 +182,10 @@ def replay(
         lineno = blank = 0
         process = pipelines.process
         for lineno, line in enumerate(source, 1):
+            if progress is not None:
+                read += len(line)
+                if not lineno & 63:
+                    progress(read, lineno)
             ev = parse_event(line)
             if type(ev) is not Event:
                 assert isinstance(ev, EventError)
@@ -186,6 +201,8 @@ def replay(
             step = process(ev)
             if step:
                 publish(step)
+            if timeline is not None and points and (point := timeline.due(pipelines.get(ev.rollout_id))):
+                points.write(orjson.dumps(point, option=_DUMP))
             if ts > last_ts:
                 last_ts = ts
         summary.lines = lineno
@@ -195,6 +212,12 @@ def replay(
         publish(pipelines.flush())
         publish(pending.due(last_ts, pipelines))
         publish(pipelines.advance_each())
+        if progress is not None:
+            progress(read, lineno)
+        if points is not None:
+            for p in pipelines:
+                at = p.last_ts if math.isfinite(p.last_ts) else None
+                points.write(orjson.dumps(timeline_point(p, at, final=True), option=_DUMP))
     summary.rollouts = len(pipelines)
     summary.late_events = sum(p.engine.late_events for p in pipelines)
     summary.duplicates = sum(p.duplicates for p in pipelines)

@@ -106,7 +106,26 @@ class RolloutPipeline:
         step = Step().add(self.policy.on_operator(action))
         if set(self.shared.silences) != silences_before:
             self.shared.changed()
+        if action.get("action") == "declare_promotion":
+            step += self._declared_promotion(action, step)
         return step
+
+    def _declared_promotion(self, action: Mapping[str, Any], step: Step) -> Step:
+        """An operator's accepted ``declare_promotion`` puts the engine in its post-rollout phase now (the
+        policy checked who may; only the engine knows whether there is a canary phase to end)."""
+        audit = next((a for a in step.audit if a.get("command_id") == action.get("command_id")), None)
+        if audit is None or not str(audit.get("result", "")).startswith("ok"):
+            return Step()
+        monitor = self.engine.monitors.get(self.rollout_id)
+        if monitor is None or monitor.phase != "canary":
+            # Said in the audit record the policy just wrote: nothing changed in the engine.
+            audit["result"] = "ignored: " + (
+                "no traffic seen yet" if monitor is None else f"already {monitor.phase}"
+            )
+            return Step()
+        changes = self.engine.promote(self.rollout_id, self.policy.now, reason=f"declared by {audit['by']}")
+        out = Step(verdicts=changes)
+        return out.add(self.policy.on_changes(changes)) if changes else out
 
     def advance(self, now: float) -> Step:
         """Move this rollout's clock to ``now`` (event time): resolves, repeats, expiries, escalations."""

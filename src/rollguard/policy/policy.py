@@ -30,6 +30,7 @@ from rollguard.policy.alerts.manager import AlertBook, Silence, parse_matchers
 from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
+from rollguard.policy.operators import verify_action
 from rollguard.policy.signals import SignalTable, VerdictOverride, change_fields
 from rollguard.settings.alerts import KIND_STATES
 from rollguard.settings.config import Config
@@ -44,6 +45,7 @@ OPERATOR_ACTIONS: Final = frozenset(
         "override_verdict",
         "approve",
         "reject",
+        "declare_promotion",  # the rollout is at 100%: the pipeline moves its engine to post-rollout
     }
 )
 STATE_VERSION: Final = 1
@@ -208,6 +210,8 @@ class Policy:
             audit["result"] = f"rejected: {problem}"
             return out
         assert isinstance(rid, str) and isinstance(cid, str) and isinstance(by, str)
+        if self.config.operators.keys:  # who acted is the key's holder (verified above)
+            audit["key_id"] = str(action.get("key_id"))
         self._seen_actions = [*self._seen_actions[-999:], cid]
         params = action.get("operator") or {}
         if not isinstance(params, Mapping):
@@ -229,6 +233,10 @@ class Policy:
                 return f"{name} is required"
         if action["command_id"] in self._seen_actions:
             return "duplicate command_id"
+        now = self.now if math.isfinite(self.now) else None
+        if self.config.operators.keys:  # operators sign with keys of their own (operators section)
+            why = verify_action(action, self.config.operators.keys, now)
+            return f"signature check failed: {why}" if why else ""
         if self.signing_key and self.config.commands.verify_operator_actions:
             check = verify_command(action, self.signing_key, self.now if math.isfinite(self.now) else None)
             if not check:
@@ -268,6 +276,9 @@ class Policy:
                 return "rejected: unknown silence"
             return f"ok: silence {sid} expired"
         rc = self.planner.rollout(rid)
+        if kind == "declare_promotion":
+            rc.promotion_done = True  # at 100% by the operator's word: no ramp step is left to propose
+            return "ok: promotion declared"
         if kind == "hold":
             rc.hold = {"by": by, "at": now, "until": until_f, "comment": str(p.get("comment", ""))[:200]}
             return "ok: automatic commands held"
@@ -389,6 +400,13 @@ class Policy:
                     "applied_at": c.applied_at,
                     "ack_reason": c.ack_reason,
                     "approved_by": c.approved_by,
+                    "expires_at": c.expires_at,
+                    # A proposal waits for an operator until then (else it expires unapproved).
+                    "approval_expires_at": (
+                        c.issued_at + self.config.commands.approval_timeout_s if c.requires_approval else None
+                    ),
+                    "proposal_id": c.proposal_id,
+                    "target_weight": c.target_weight,
                 }
                 for c in sorted(rc.commands.values(), key=lambda c: c.issued_at)
             ],

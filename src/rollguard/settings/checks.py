@@ -1,8 +1,9 @@
 """The checks every config section is built from: each error reads ``file:line: field: what is wrong``.
 
 Each section module (``engine``, ``alerts``, ``worker``, …) parses its part of the file with these
-and nothing hand-written: a value is checked where it is read and the first bad setting in file order
-is the one reported. The ``loc`` passed around is what knows the line of a dotted field path (the
+and nothing hand-written: a value is checked where it is read. A flat section (:func:`fill`) checks
+every key and reports all its bad ones together (:meth:`Locator.gather`); the first in file order
+leads. The ``loc`` passed around is what knows the line of a dotted field path (the
 config loader's line table, see :func:`rollguard.settings.config.compose_located`).
 
 >>> from rollguard.settings.config import compose_located
@@ -29,9 +30,12 @@ Check = Callable[[Any, str], Any]
 
 
 class Locator(Protocol):
-    """What the config loader provides: an error located at the line of a dotted path."""
+    """What the config loader provides: an error located at the line of a dotted path, and one error
+    that carries several (so that a file's check reports all of them, not only the first)."""
 
     def error(self, path: str, message: str) -> Exception: ...
+
+    def gather(self, errors: list[Exception]) -> Exception: ...
 
 
 # ------------------------------------------------------------------------------------------ structure
@@ -188,23 +192,32 @@ def fill(
     nested = frozenset(nested)
     allowed = ({f.name for f in dataclasses.fields(defaults)} - set(internal)) | nested
     values: dict[str, Any] = {}
+    errors: list[Exception] = []
     for key, value in data.items():
-        only([key], allowed, path, loc)
-        if key in nested:
-            continue
-        p = f"{path}.{key}"
-        default = getattr(defaults, key)
-        if key in checks:
-            setting = checks[key](value, p)
-            values[key] = int(setting) if type(default) is int and isinstance(setting, float) else setting
-        elif isinstance(default, bool):
-            values[key] = boolean(value, p, loc)
-        elif isinstance(default, int):
-            values[key] = whole(value, p, loc)
-        elif isinstance(default, float):
-            values[key] = number(value, p, loc)
-        elif default is None or isinstance(default, str):
-            values[key] = text(value, p, loc)
-        else:
-            raise TypeError(f"{p}: no check for a {type(default).__name__} setting")  # a bug, not bad input
+        try:  # every key is checked: one error per bad key, all of them reported together
+            only([key], allowed, path, loc)
+            if key in nested:
+                continue
+            values[key] = _setting(defaults, key, value, f"{path}.{key}", loc, checks)
+        except ValueError as exc:  # the located error of the key (the loader's errors are ValueErrors)
+            errors.append(exc)
+    if errors:
+        raise loc.gather(errors)
     return dataclasses.replace(defaults, **values)
+
+
+def _setting(defaults: Any, key: str, value: Any, p: str, loc: Locator, checks: Mapping[str, Check]) -> Any:
+    """One key of :func:`fill`: its own check, else the check of its default's type."""
+    default = getattr(defaults, key)
+    if key in checks:
+        setting = checks[key](value, p)
+        return int(setting) if type(default) is int and isinstance(setting, float) else setting
+    if isinstance(default, bool):
+        return boolean(value, p, loc)
+    if isinstance(default, int):
+        return whole(value, p, loc)
+    if isinstance(default, float):
+        return number(value, p, loc)
+    if default is None or isinstance(default, str):
+        return text(value, p, loc)
+    raise TypeError(f"{p}: no check for a {type(default).__name__} setting")  # a bug, not bad input

@@ -19,9 +19,10 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import yaml
 
@@ -34,6 +35,7 @@ from rollguard.settings.embeddings import EmbeddingSettings, ShadowSettings, par
 from rollguard.settings.engine import EngineSettings, parse_engine
 from rollguard.settings.gate import GateSettings, parse_gate
 from rollguard.settings.metrics import parse_metrics
+from rollguard.settings.operators import OperatorSettings, parse_operators
 from rollguard.settings.promotion import PromotionSettings, parse_promotion
 from rollguard.settings.rollouts import RolloutSettings, parse_rollouts
 from rollguard.settings.segments import SegmentSettings, parse_segments
@@ -41,15 +43,45 @@ from rollguard.settings.worker import WorkerSettings, parse_worker
 
 
 class ConfigError(ValueError):
-    """A config problem located at ``source:line`` in ``field`` (a dotted path)."""
+    """A config problem located at ``source:line`` in ``field`` (a dotted path).
 
-    def __init__(self, message: str, field: str = "", line: int | None = None, source: str = "<config>"):
+    One error may stand for several: ``errors`` holds every problem found in the file (itself first),
+    for ``rollguard config check`` and the services' refusals, which list them all; the message is the
+    first one's."""
+
+    def __init__(
+        self,
+        message: str,
+        field: str = "",
+        line: int | None = None,
+        source: str = "<config>",
+        *,
+        errors: Sequence[ConfigError] = (),
+    ):
         self.message = message
         self.field = field
         self.line = line
         self.source = source
-        where = f"{source}:{line}" if line is not None else source
-        super().__init__(f"{where}: {field + ': ' if field else ''}{message}")
+        self.errors: list[ConfigError] = list(errors) or [self]
+        super().__init__(self.where())
+
+    def where(self) -> str:
+        """``file:line: field: message`` of this one problem."""
+        at = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{at}: {self.field + ': ' if self.field else ''}{self.message}"
+
+    @classmethod
+    def combine(cls, errors: Sequence[Exception]) -> ConfigError:
+        """One error standing for all of ``errors`` (each a ConfigError, possibly combined itself)."""
+        flat = [e for err in errors if isinstance(err, ConfigError) for e in err.errors]
+        if not flat:
+            raise TypeError("no ConfigError to combine")
+        first = flat[0]
+        return cls(first.message, first.field, first.line, first.source, errors=flat)
+
+    def lines(self) -> list[str]:
+        """Every problem, one ``file:line: field: message`` each, in line order (file-level ones first)."""
+        return [e.where() for e in sorted(self.errors, key=lambda e: e.line or 0)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +106,7 @@ class Config:
     gate: GateSettings = field(default_factory=GateSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    operators: OperatorSettings = field(default_factory=OperatorSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
         return self.rollouts.get(rollout_id) or self.rollouts.get("*") or RolloutSettings()
@@ -102,6 +135,7 @@ class _Located:
     def __init__(self, source: str):
         self.source = source
         self.lines: dict[str, int] = {}
+        self.problems: list[ConfigError] = []  # of the YAML's shape: reported, the rest is still read
 
     def build(self, node: yaml.Node, path: str) -> Any:
         self.lines[path] = node.start_mark.line + 1
@@ -110,11 +144,15 @@ class _Located:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     line = key_node.start_mark.line + 1
-                    raise ConfigError("keys must be plain scalars", path, line, self.source)
+                    self.problems.append(ConfigError("keys must be plain scalars", path, line, self.source))
+                    continue
                 key = str(_scalar(key_node))
                 child = f"{path}.{key}" if path else key
-                if key in out:
-                    raise ConfigError("duplicate key", child, key_node.start_mark.line + 1, self.source)
+                if key in out:  # the first one is read; the duplicate is an error of its own
+                    self.problems.append(
+                        ConfigError("duplicate key", child, key_node.start_mark.line + 1, self.source)
+                    )
+                    continue
                 out[key] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -126,6 +164,9 @@ class _Located:
         while probe and probe not in self.lines:
             probe = probe.rsplit(".", 1)[0] if "." in probe else ""
         return ConfigError(message, path, self.lines.get(probe), self.source)
+
+    def gather(self, errors: list[Exception]) -> ConfigError:
+        return ConfigError.combine(errors)
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -160,6 +201,25 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     return _config_from(data, loc)
 
 
+def check_config(text: str, source: str = "<config>") -> list[ConfigError]:
+    """Every problem of a config text (``rollguard config check``): an empty list when it is valid.
+
+    Each section is checked on its own, and each key of a flat section, so one bad setting does not
+    hide the next; a file that is not YAML at all has one error."""
+    try:
+        parse_config(text, source)
+    except ConfigError as exc:
+        return sorted(exc.errors, key=lambda e: e.line or 0)
+    try:  # the controller's section is read by the controller alone, but checked with the file
+        from rollguard.settings.controller import parse_controller
+
+        data, loc = compose_located(text, source)
+        parse_controller(data.get("controller") if isinstance(data, dict) else None, loc)
+    except ConfigError as exc:
+        return sorted(exc.errors, key=lambda e: e.line or 0)
+    return []
+
+
 def compose_located(text: str, source: str) -> tuple[Any, _Located]:
     """YAML text as plain data plus its line table, for other YAML files (e.g. ``models/embedding.yaml``)."""
     try:
@@ -171,35 +231,62 @@ def compose_located(text: str, source: str) -> tuple[Any, _Located]:
     return (None if root is None else loc.build(root, "")), loc
 
 
+T = TypeVar("T")
+
+
 def _config_from(data: dict[str, Any], loc: _Located) -> Config:
-    known = {"alpha", "srm_alpha", "engine", "segments", "metrics", "rollouts"}
+    """Every section checked on its own: all their errors are raised together, the first as before."""
+    known = {"alpha", "srm_alpha", "engine", "segments", "metrics", "rollouts", "operators"}
+    errors: list[ConfigError] = []
     for key in data:
         if key not in known and key not in OPEN_SECTIONS:
             allowed = ", ".join(sorted(known | OPEN_SECTIONS))
-            raise loc.error(key, f"unknown section (expected one of: {allowed})")
+            errors.append(loc.error(key, f"unknown section (expected one of: {allowed})"))
     defaults = Config()
-    alpha = probability(data["alpha"], "alpha", loc) if "alpha" in data else defaults.alpha
-    srm_alpha = (
-        probability(data["srm_alpha"], "srm_alpha", loc) if "srm_alpha" in data else defaults.srm_alpha
+
+    def section(parse: Callable[[], T], default: T) -> T:
+        try:
+            return parse()
+        except ConfigError as exc:
+            errors.append(exc)
+            return default
+
+    alpha = (
+        section(lambda: probability(data["alpha"], "alpha", loc), defaults.alpha)
+        if "alpha" in data
+        else defaults.alpha
     )
-    engine = parse_engine(data.get("engine"), loc)
-    segments = parse_segments(data.get("segments"), loc)
-    metrics, quality = parse_metrics(data.get("metrics"), loc)
-    return Config(
+    srm_alpha = (
+        section(lambda: probability(data["srm_alpha"], "srm_alpha", loc), defaults.srm_alpha)
+        if "srm_alpha" in data
+        else defaults.srm_alpha
+    )
+    engine = section(lambda: parse_engine(data.get("engine"), loc), defaults.engine)
+    segments = section(lambda: parse_segments(data.get("segments"), loc), defaults.segments)
+    no_quality: dict[str, dict[str, Any]] = {}
+    metrics, quality = section(
+        lambda: parse_metrics(data.get("metrics"), loc), (defaults.metrics, no_quality)
+    )
+    config = Config(
         alpha=alpha,
         srm_alpha=srm_alpha,
         engine=engine,
         segments=segments,
         metrics=metrics,
         quality_overrides=quality,
-        rollouts=parse_rollouts(data.get("rollouts"), loc),
+        rollouts=section(lambda: parse_rollouts(data.get("rollouts"), loc), {}),
         extra_sections={k: v for k, v in data.items() if k in OPEN_SECTIONS},
-        embeddings=parse_embeddings(data.get("embeddings"), loc),
-        shadow=parse_shadow(data.get("shadow"), loc),
-        alerts=parse_alerts(data.get("alerts"), loc),
-        commands=parse_commands(data.get("commands"), loc),
-        promotion=parse_promotion(data.get("promotion"), loc),
-        gate=parse_gate(data.get("gate"), loc),
-        bridge=parse_bridge(data.get("bridge"), loc),
-        worker=parse_worker(data.get("worker"), loc),
+        embeddings=section(lambda: parse_embeddings(data.get("embeddings"), loc), defaults.embeddings),
+        shadow=section(lambda: parse_shadow(data.get("shadow"), loc), defaults.shadow),
+        alerts=section(lambda: parse_alerts(data.get("alerts"), loc), defaults.alerts),
+        commands=section(lambda: parse_commands(data.get("commands"), loc), defaults.commands),
+        promotion=section(lambda: parse_promotion(data.get("promotion"), loc), defaults.promotion),
+        gate=section(lambda: parse_gate(data.get("gate"), loc), defaults.gate),
+        bridge=section(lambda: parse_bridge(data.get("bridge"), loc), defaults.bridge),
+        worker=section(lambda: parse_worker(data.get("worker"), loc), defaults.worker),
+        operators=section(lambda: parse_operators(data.get("operators"), loc), defaults.operators),
     )
+    problems = loc.problems + errors
+    if problems:
+        raise ConfigError.combine(problems)
+    return config

@@ -47,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from rollguard.adapters import dead_letter
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.worker.checkpoint import Checkpoint
+from rollguard.adapters.worker.dashboard import WorkerFaustApp, mount_dashboard
 from rollguard.adapters.worker.observability import WorkerMetrics, rollout_status
 from rollguard.adapters.worker.offsets import OffsetTracker, ReadGuard
 from rollguard.adapters.worker.outputs import DEDUPED_ROLES, ids_by_rollout, records_of
@@ -56,6 +57,7 @@ from rollguard.domain.events import Event, EventError, parse_event
 from rollguard.pipeline.pipelines import Pipelines
 from rollguard.pipeline.rollout import RolloutPipeline, Step
 from rollguard.policy.policy import OPERATOR_ACTIONS
+from rollguard.report.history import History
 from rollguard.settings import Config
 
 log = logging.getLogger("rollguard.worker")
@@ -183,6 +185,7 @@ class WorkerRuntime:
         self.side = SideReader(options.bootstrap, options.client_id or options.app_id, options.app_id,
                                options.security)  # fmt: skip
         self.metrics = WorkerMetrics(lambda: (rt.pipeline for rt in self.runtimes.values()), self.lag)
+        self.history = History()  # the dashboard's charts and records (bounded)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         n = topics.partitions
         self.events_topic = app.topic(topics.events, **raw)
@@ -349,6 +352,7 @@ class WorkerRuntime:
 
     async def publish(self, rt: RolloutRuntime, step: Step) -> None:
         """Publish a step's outputs in order and wait until Kafka has them all."""
+        self.history.observe(rt.pipeline, step)
         if not step:
             return
         rid = rt.pipeline.rollout_id
@@ -767,7 +771,7 @@ def create_app(
     settings: dict[str, Any] = {
         "broker": broker_urls(options.bootstrap),
         "broker_client_id": options.client_id or options.app_id,
-        "store": "rocksdict://" if options.store == "rocksdb" else "memory://",
+        "store": "rocksdb://" if options.store == "rocksdb" else "memory://",  # rocksdb:// runs on rocksdict
         "topic_partitions": topics.partitions,
         "topic_replication_factor": options.replication,
         "processing_guarantee": "at_least_once",
@@ -794,8 +798,9 @@ def create_app(
         settings["datadir"] = str(options.data_dir)
     if options.store == "rocksdb":
         settings["store_rocksdb_options"] = {"block_cache_size": options.rocksdb_block_cache_mb * 1024 * 1024}
-    app = faust.App(options.app_id, loop=loop, **settings)
+    app = WorkerFaustApp(options.app_id, loop=loop, **settings)
     rt = WorkerRuntime(app, options, config, topics, signing_key=signing_key, clock=clock)
+    mount_dashboard(app, lambda: [r.pipeline for r in rt.runtimes.values()], rt.history, options.app_id)
 
     async def guarded(handler: Callable[..., Any], record: SourceRecord) -> None:
         # Nothing a message holds may stop the stream (an agent that raises is dead): a bug while

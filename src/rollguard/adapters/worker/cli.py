@@ -102,7 +102,8 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"rollguard: bad config: {exc}", file=sys.stderr)
+        for line in exc.lines():  # every problem of the file, not only the first
+            print(f"rollguard: bad config: {line}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"rollguard: cannot read config: {exc}", file=sys.stderr)

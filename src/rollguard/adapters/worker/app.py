@@ -794,8 +794,10 @@ def create_app(
     credentials = options.security.faust_credentials()
     if credentials is not None:
         settings["broker_credentials"] = credentials
-    if options.data_dir is not None:
-        settings["datadir"] = str(options.data_dir)
+    # Faust's own default is ``<app id>-data`` in the working directory; keep every app's under one folder.
+    settings["datadir"] = str(
+        options.data_dir if options.data_dir is not None else data_dir_default(options.app_id)
+    )
     if options.store == "rocksdb":
         settings["store_rocksdb_options"] = {"block_cache_size": options.rocksdb_block_cache_mb * 1024 * 1024}
     app = WorkerFaustApp(options.app_id, loop=loop, **settings)
@@ -886,4 +888,5 @@ def create_app(
 
 
 def data_dir_default(app_id: str) -> Path:
+    """Where an app's local files go when no data_dir is configured (the tables' RocksDB, Faust's files)."""
     return Path(".rollguard-data") / app_id

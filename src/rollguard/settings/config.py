@@ -10,7 +10,8 @@ section to its module (``engine``, ``segments``, ``metrics``, ``rollouts``, ``em
 Example::
 
     alpha: 0.01                 # false-alarm budget per rollout, over all cohorts and metrics
-    srm_alpha: 0.001            # the sample-ratio check's
+    srm_alpha: 0.001            # the sample-ratio check's (units)
+    srm_request_alpha: 0.001    # the request-level sample-ratio check's (requests per unit)
     engine:
       batch_seconds: 5
     alerts:
@@ -60,6 +61,7 @@ class Config:
 
     alpha: float = 0.01
     srm_alpha: float = 0.001
+    srm_request_alpha: float = 0.001
     engine: EngineSettings = field(default_factory=EngineSettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     metrics: tuple[MetricSpec, ...] = BUILTIN_METRICS
@@ -172,7 +174,7 @@ def compose_located(text: str, source: str) -> tuple[Any, _Located]:
 
 
 def _config_from(data: dict[str, Any], loc: _Located) -> Config:
-    known = {"alpha", "srm_alpha", "engine", "segments", "metrics", "rollouts"}
+    known = {"alpha", "srm_alpha", "srm_request_alpha", "engine", "segments", "metrics", "rollouts"}
     for key in data:
         if key not in known and key not in OPEN_SECTIONS:
             allowed = ", ".join(sorted(known | OPEN_SECTIONS))
@@ -182,12 +184,18 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     srm_alpha = (
         probability(data["srm_alpha"], "srm_alpha", loc) if "srm_alpha" in data else defaults.srm_alpha
     )
+    srm_request_alpha = (
+        probability(data["srm_request_alpha"], "srm_request_alpha", loc)
+        if "srm_request_alpha" in data
+        else defaults.srm_request_alpha
+    )
     engine = parse_engine(data.get("engine"), loc)
     segments = parse_segments(data.get("segments"), loc)
     metrics, quality = parse_metrics(data.get("metrics"), loc)
     return Config(
         alpha=alpha,
         srm_alpha=srm_alpha,
+        srm_request_alpha=srm_request_alpha,
         engine=engine,
         segments=segments,
         metrics=metrics,

@@ -26,8 +26,8 @@ PROMOTE_AFTER_S = 480.0
 MONITOR_KEYS = [
     "v", "rollout_id", "phase", "promoted_at", "last_control_ts", "canary_run", "dims", "cap", "counts",
     "moments", "quality", "hists", "buffer", "batch_start", "batch_end_ts", "watermark", "canary_variant",
-    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "srm", "health", "units",
-    "srm_requests", "baseline", "baseline_hists",
+    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "excess", "srm", "health",
+    "units", "srm_requests", "baseline", "baseline_hists",
 ]  # fmt: skip
 
 

@@ -108,9 +108,9 @@ class BaselineWatch:
         self._arm_drift(bank, test, now, control, hists, cohorts)
         before = bank.alarm.copy()
         fired = bank.update(*self._observed(bank, spec, batch, values, ARM_CONTROL), now)
-        out = [self._drift_change(bank, slot, spec.name, DriftState.DRIFTED)
+        out = [self._drift_change(bank, slot, spec, DriftState.DRIFTED)
                for slot in np.flatnonzero(fired & live).tolist()]  # fmt: skip
-        out += [self._drift_change(bank, slot, spec.name, DriftState.STABLE)
+        out += [self._drift_change(bank, slot, spec, DriftState.STABLE)
                 for slot in np.flatnonzero(bank.cleared(before) & live).tolist()]  # fmt: skip
         return out
 
@@ -151,11 +151,11 @@ class BaselineWatch:
                  float(var_c[slot]), hist)  # fmt: skip
 
     @staticmethod
-    def _drift_change(bank: CusumBank, slot: int, metric: str, state: DriftState) -> SlotChange:
+    def _drift_change(bank: CusumBank, slot: int, spec: MetricSpec, state: DriftState) -> SlotChange:
         previous = DriftState.STABLE if state is DriftState.DRIFTED else DriftState.DRIFTED
         evidence = round_evidence(bank.evidence(slot))
-        evidence["arm"] = "control"
-        return SlotChange("drift", slot, metric, state.value, previous.value, evidence)
+        evidence.update({"arm": "control", "margin": spec.margin, "margin_relative": spec.relative})
+        return SlotChange("drift", slot, spec.name, state.value, previous.value, evidence)
 
     def arm_post(
         self, test: MeanTest, control: ArmRead, slots: int, frozen: dict[tuple[int, str], LogHistogram]

@@ -25,6 +25,7 @@ from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL, EventColumns
 from rollguard.detect.batching import OpenBatch
 from rollguard.detect.budget import AlphaBudget
 from rollguard.detect.drift import grid_updates
+from rollguard.detect.excess import ExcessTests
 from rollguard.detect.mean_tests import MeanTest, MeanTests
 from rollguard.detect.membership import CohortMembership
 from rollguard.detect.onset_checks import MeanOnset, TailOnset
@@ -41,8 +42,8 @@ from rollguard.settings.config import Config
 STATE_LAYOUT: Final = (
     "v", "rollout_id", "phase", "promoted_at", "last_control_ts", "canary_run", "dims", "cap", "counts",
     "moments", "quality", "hists", "buffer", "batch_start", "batch_end_ts", "watermark", "canary_variant",
-    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "srm", "health", "units",
-    "srm_requests", "baseline", "baseline_hists",
+    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "excess", "srm", "health",
+    "units", "srm_requests", "baseline", "baseline_hists",
 )  # fmt: skip
 
 
@@ -73,6 +74,7 @@ class RolloutMonitor:
         self.baselines = BaselineWatch(eng)
         self.tails = TailTests([m for m in config.metrics if m.enabled and m.kind == "quantile"], self.budget)
         self.tail_onset = TailOnset.for_tails(self.tails, self.onset_horizon, grid, self.arrays.cap)
+        self.excess = ExcessTests()
         self.sample_ratio = SampleRatio(
             config.srm_alpha, rollout.canary_weight, eng.unit_filter_bits, config.srm_request_alpha
         )
@@ -96,7 +98,15 @@ class RolloutMonitor:
 
     @property
     def _per_slot(self) -> tuple[PerSlot, ...]:
-        return self.arrays, self.means, self.mean_onset, self.baselines, self.tails, self.tail_onset
+        return (
+            self.arrays,
+            self.means,
+            self.mean_onset,
+            self.baselines,
+            self.tails,
+            self.tail_onset,
+            self.excess,
+        )
 
     def _add_mean_test(self, spec: MetricSpec) -> None:
         test = self.means.add(spec, self.budget, self.arrays.cap)
@@ -197,7 +207,8 @@ class RolloutMonitor:
                     test, now, live, batch, values, control, self.arrays.hists, self.membership.live()
                 )
         baseline = self.lifecycle.baseline_hists if post else None
-        return found + self.tails.evaluate(live, self.arrays.hists, baseline, min_n)
+        found += self.tails.evaluate(live, self.arrays.hists, baseline, min_n)
+        return found + self.excess.update(self.means, self._arms, live, min_n)
 
     def _promote(self, now: float, reason: str) -> list[SlotChange]:
         """Freeze each cohort's control statistics as its baseline; the canary starts afresh."""
@@ -208,6 +219,7 @@ class RolloutMonitor:
             self.lifecycle.freeze(name, control)
             self.baselines.arm_post(test, control, self.membership.slots_taken, frozen)
         self.means.restart()
+        self.excess.restart()
         self.lifecycle.freeze_hists(self.arrays.restart_canary())
         self.tails.restart()
         evidence = {"reason": reason, "baseline_cohorts": self.membership.slots_taken}
@@ -249,6 +261,7 @@ class RolloutMonitor:
             **self.arrays.to_state(), **self.batch.to_state(), **self.sample_ratio.to_state(),
             "tests": {name: {**means[name], **banks[name], "onset": onset[name]} for name in means},
             "tail_state": self.tails.to_state(), "tail_onset": self.tail_onset.to_state(),
+            "excess": self.excess.to_state(),
         }  # fmt: skip
         assert len(parts) == len(STATE_LAYOUT)
         return {key: parts[key] for key in STATE_LAYOUT}
@@ -279,6 +292,7 @@ class RolloutMonitor:
         mon.baselines = BaselineWatch.from_state(tests, eng)
         mon.tails = TailTests.from_state(state["tail_state"], mon.tails.specs, mon.budget)
         mon.tail_onset = TailOnset.from_state(state["tail_onset"])
+        mon.excess = ExcessTests.from_state(state["excess"], mon.arrays.cap)
         mon.sample_ratio = SampleRatio.from_state(state, config.srm_alpha, rollout.canary_weight,
                                                   eng.unit_filter_bits, config.srm_request_alpha)  # fmt: skip
         return mon

@@ -42,31 +42,46 @@ sys.path.insert(0, str(ROOT / "tests" / "adapters" / "worker"))
 
 import faust  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from worker_kit import ManualClock, make_topics, produce, rollout_key, wait_until  # noqa: E402
 
 import kafka_broker  # noqa: E402
 from rollguard.adapters.replay import replay  # noqa: E402
 from rollguard.adapters.worker import WorkerOptions, WorkerTopics, create_app  # noqa: E402
 from rollguard.settings import Config  # noqa: E402
 from rollguard.sim import Injection, generate, get_scenario, merge_streams  # noqa: E402
-from worker_kit import ManualClock, make_topics, produce, rollout_key, wait_until  # noqa: E402
 
 
-def _traffic(n_rollouts: int, rate: float, duration: float, *, spikes: bool = False, seed: int = 0) -> list[bytes]:
+def _traffic(
+    n_rollouts: int, rate: float, duration: float, *, spikes: bool = False, seed: int = 0
+) -> list[bytes]:
     streams = []
     for k in range(n_rollouts):
         sc = get_scenario("aa", seed=seed + k, duration_s=duration, rate_per_s=rate, canary_weight=0.2)
         sc.rollout_id = f"bench-{seed}-{k}"
         if spikes:
-            sc.injections.append(Injection("error_rate", 0.35, 60.0 + 5.0 * k, cohort={"input_class": "coding"},
-                                           label="coding errors"))  # fmt: skip
+            sc.injections.append(
+                Injection(
+                    "error_rate",
+                    0.35,
+                    60.0 + 5.0 * k,
+                    cohort={"input_class": "coding"},
+                    label="coding errors",
+                )
+            )
         streams.append(generate(sc))
     return [orjson.dumps(ev) for ev in merge_streams(*streams)]
 
 
 # ---------------------------------------------------------------------------------------------- 1
 async def _bare_rate(bootstrap: str, topic: str, n: int) -> float:
-    app = faust.App(f"bare-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", web_enabled=False,
-                    autodiscover=False, consumer_auto_offset_reset="earliest", store="memory://")  # fmt: skip
+    app = faust.App(
+        f"bare-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+    )
     source = app.topic(topic, key_serializer="raw", value_serializer="raw")
     counts: collections.Counter[str] = collections.Counter()
     first: list[float] = []
@@ -90,7 +105,9 @@ async def _bare_rate(bootstrap: str, topic: str, n: int) -> float:
 
 async def _worker_rate(bootstrap: str, topics: WorkerTopics, n: int) -> float:
     clock = ManualClock()
-    options = WorkerOptions(bootstrap, app_id=f"bench-{uuid.uuid4().hex[:8]}", web_enabled=False, idle_after_s=3600)
+    options = WorkerOptions(
+        bootstrap, app_id=f"bench-{uuid.uuid4().hex[:8]}", web_enabled=False, idle_after_s=3600
+    )
     wa = create_app(options, Config(), topics, clock=clock)
     await wa.start()
     try:
@@ -119,14 +136,22 @@ def throughput(bootstrap: str, n_events: int) -> None:
         bare = asyncio.run(_bare_rate(bootstrap, bare_topics.events, len(events)))
         worker = asyncio.run(_worker_rate(bootstrap, worker_topics, len(events)))
         rounds.append((bare, worker))
-        print(f"  round: bare Faust agent {bare:,.0f} events/s, rollguard worker {worker:,.0f} events/s, "
-              f"ratio {worker / bare:.2f}", flush=True)  # fmt: skip
+        print(
+            f"  round: bare Faust agent {bare:,.0f} events/s, rollguard worker {worker:,.0f} events/s, "
+            f"ratio {worker / bare:.2f}",
+            flush=True,
+        )
     bare, worker = max(rounds, key=lambda r: r[1] / r[0])
     print(f"[1] throughput ({len(events):,} events, 4 rollouts, all default cohorts and metrics)")
     print(f"  bare Faust agent (deserialise + count): {bare:,.0f} events/s")
-    print(f"  rollguard worker:                        {worker:,.0f} events/s  ({worker / bare:.2f}x the bare agent;"
-          f" goal >= 0.7x)")  # fmt: skip
-    print(f"  rollguard replay (no Kafka):             {replay_rate:,.0f} events/s  (worker = {worker / replay_rate:.2f}x)")
+    print(
+        f"  rollguard worker:                        {worker:,.0f} events/s  ({worker / bare:.2f}x bare;"
+        f" goal >= 0.7x)"
+    )
+    print(
+        f"  rollguard replay (no Kafka):             {replay_rate:,.0f} events/s  "
+        f"(worker = {worker / replay_rate:.2f}x)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- 2
@@ -138,15 +163,21 @@ def latency(bootstrap: str, rate: float = 2000.0) -> None:
     t_first = orjson.loads(events[0])["ts"]
     topics = make_topics(bootstrap)
     clock = ManualClock()
-    options = WorkerOptions(bootstrap, app_id=f"lat-{uuid.uuid4().hex[:8]}", web_enabled=False, idle_after_s=3600)
+    options = WorkerOptions(
+        bootstrap, app_id=f"lat-{uuid.uuid4().hex[:8]}", web_enabled=False, idle_after_s=3600
+    )
     wa = create_app(options, Config(), topics, clock=clock)
     sent_at: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)  # rollout -> (ts, wall)
     alerts: list[tuple[str, float, float]] = []  # rollout, notification at, wall seen
     stop = threading.Event()
 
     def watch() -> None:
-        consumer = KafkaConsumer(topics.alerts["alerts.critical"], bootstrap_servers=bootstrap,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=200)  # fmt: skip
+        consumer = KafkaConsumer(
+            topics.alerts["alerts.critical"],
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=200,
+        )
         while not stop.is_set():
             for m in consumer:
                 a = orjson.loads(m.value)
@@ -190,17 +221,25 @@ def latency(bootstrap: str, rate: float = 2000.0) -> None:
             delays.append(seen - closing)
     rtt = _round_trip(bootstrap)
     q = statistics.quantiles(delays, n=100) if len(delays) >= 2 else [float("nan")] * 99
-    print(f"[2] end-to-end latency at {rate:,.0f} events/s ({len(events):,} events, {n_rollouts} rollouts): "
-          f"{len(delays)} critical alerts")  # fmt: skip
-    print(f"  event closing the batch -> critical alert: p50 {statistics.median(delays) * 1000:.0f} ms, "
-          f"p99 {q[98] * 1000:.0f} ms")  # fmt: skip
-    print(f"  baseline, bare produce -> consume round trip: p50 {rtt[0] * 1000:.1f} ms, p99 {rtt[1] * 1000:.1f} ms")
+    print(
+        f"[2] end-to-end latency at {rate:,.0f} events/s ({len(events):,} events, {n_rollouts} rollouts): "
+        f"{len(delays)} critical alerts"
+    )
+    print(
+        f"  event closing the batch -> critical alert: p50 {statistics.median(delays) * 1000:.0f} ms, "
+        f"p99 {q[98] * 1000:.0f} ms"
+    )
+    print(
+        f"  baseline, bare produce -> consume round trip: p50 {rtt[0] * 1000:.1f} ms, "
+        f"p99 {rtt[1] * 1000:.1f} ms"
+    )
 
 
 def _round_trip(bootstrap: str, n: int = 200) -> tuple[float, float]:
     topics = make_topics(bootstrap)
-    consumer = KafkaConsumer(topics.events, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                             consumer_timeout_ms=5000)  # fmt: skip
+    consumer = KafkaConsumer(
+        topics.events, bootstrap_servers=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=5000
+    )
     consumer.poll(timeout_ms=1000)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1)
     times = []
@@ -218,53 +257,78 @@ def _round_trip(bootstrap: str, n: int = 200) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- 3
+def _fill_and_restart(
+    bootstrap: str, events: list[bytes], n_rollouts: int, store: str
+) -> tuple[int, float, float]:
+    """Build the state with one worker, stop it, start another: (cohorts, restored, processing), in s."""
+    topics = make_topics(bootstrap)
+    produce(bootstrap, topics.events, events, rollout_key)
+    app_id = f"rec-{store}-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def options(idle_after_s: float) -> WorkerOptions:
+            return WorkerOptions(
+                bootstrap,
+                app_id=app_id,
+                web_enabled=False,
+                store=store,
+                data_dir=tmp,
+                idle_after_s=idle_after_s,
+                tick_s=0.2,
+            )
+
+        async def fill() -> int:
+            clock = ManualClock()
+            wa = create_app(options(5.0), Config(), topics, clock=clock)
+            await wa.start()
+            try:
+                await wait_until(lambda: wa.stats.applied >= len(events), 600, "the state")
+                clock.now += 10
+                await wait_until(
+                    lambda: all(not rt.dirty for rt in wa.runtime.runtimes.values()),
+                    120,
+                    "every rollout checkpointed",
+                )
+                return sum(
+                    len(rt.pipeline.engine.snapshot(rid)["cohorts"])
+                    for rid, rt in wa.runtime.runtimes.items()
+                )
+            finally:
+                await wa.stop()
+
+        cohorts = asyncio.run(fill())
+        produce(bootstrap, topics.events, _traffic(n_rollouts, 4.0, 2.0, seed=300)[:n_rollouts], rollout_key)
+
+        async def restart() -> tuple[float, float]:
+            wa = create_app(options(3600.0), Config(), topics)
+            t0 = time.monotonic()
+            await wa.start()
+            try:
+                await wait_until(lambda: wa.timings.restored is not None, 600, "the restore")
+                restored = (wa.timings.restored or t0) - t0
+                await wait_until(lambda: wa.stats.applied + wa.stats.skipped >= 1, 600, "processing")
+                return restored, time.monotonic() - t0
+            finally:
+                await wa.stop()
+
+        restored, processing = asyncio.run(restart())
+    return cohorts, restored, processing
+
+
 def recovery(bootstrap: str, n_rollouts: int) -> None:
     events = _traffic(n_rollouts, 4.0, 240.0, seed=300)  # ~11 cohorts each: ~1,000 cohorts of state
     print(f"[3] recovery: {n_rollouts} rollouts, {len(events):,} events")
     for store in ("memory", "rocksdb"):
-        topics = make_topics(bootstrap)
-        produce(bootstrap, topics.events, events, rollout_key)
-        app_id = f"rec-{store}-{uuid.uuid4().hex[:8]}"
-        with tempfile.TemporaryDirectory() as tmp:
-
-            async def fill() -> int:
-                clock = ManualClock()
-                wa = create_app(WorkerOptions(bootstrap, app_id=app_id, web_enabled=False, store=store,
-                                              data_dir=tmp, idle_after_s=5, tick_s=0.2), Config(), topics,
-                                clock=clock)  # fmt: skip
-                await wa.start()
-                try:
-                    await wait_until(lambda: wa.stats.applied >= len(events), 600, "the state")
-                    clock.now += 10
-                    await wait_until(lambda: all(not rt.dirty for rt in wa.runtime.runtimes.values()), 120,
-                                     "every rollout checkpointed")  # fmt: skip
-                    return sum(len(rt.pipeline.engine.snapshot(rid)["cohorts"]) for rid, rt in wa.runtime.runtimes.items())
-                finally:
-                    await wa.stop()
-
-            cohorts = asyncio.run(fill())
-            produce(bootstrap, topics.events, _traffic(n_rollouts, 4.0, 2.0, seed=300)[:n_rollouts], rollout_key)
-
-            async def restart() -> tuple[float, float]:
-                wa = create_app(WorkerOptions(bootstrap, app_id=app_id, web_enabled=False, store=store,
-                                              data_dir=tmp, idle_after_s=3600), Config(), topics)  # fmt: skip
-                t0 = time.monotonic()
-                await wa.start()
-                try:
-                    await wait_until(lambda: wa.timings.restored is not None, 600, "the restore")
-                    restored = (wa.timings.restored or t0) - t0
-                    await wait_until(lambda: wa.stats.applied + wa.stats.skipped >= 1, 600, "processing")
-                    return restored, time.monotonic() - t0
-                finally:
-                    await wa.stop()
-
-            restored, processing = asyncio.run(restart())
-            print(f"  {store:8s}: {cohorts} cohorts restored in {restored:.1f} s; processing again "
-                  f"{processing:.1f} s after start")  # fmt: skip
+        cohorts, restored, processing = _fill_and_restart(bootstrap, events, n_rollouts, store)
+        print(
+            f"  {store:8s}: {cohorts} cohorts restored {restored:.1f} s after start; processing again "
+            f"{processing:.1f} s after start"
+        )
     empty = make_topics(bootstrap)
 
     async def cold() -> float:
-        wa = create_app(WorkerOptions(bootstrap, app_id=f"cold-{uuid.uuid4().hex[:8]}", web_enabled=False), Config(), empty)
+        options = WorkerOptions(bootstrap, app_id=f"cold-{uuid.uuid4().hex[:8]}", web_enabled=False)
+        wa = create_app(options, Config(), empty)
         t0 = time.monotonic()
         await wa.start()
         try:
@@ -273,7 +337,7 @@ def recovery(bootstrap: str, n_rollouts: int) -> None:
         finally:
             await wa.stop()
 
-    print(f"  baseline: the same start with no state, ready in {asyncio.run(cold()):.1f} s")
+    print(f"  baseline: the same start with no state, ready {asyncio.run(cold()):.1f} s after start")
 
 
 # ---------------------------------------------------------------------------------------------- 4
@@ -303,7 +367,9 @@ def scale(bootstrap: str, n_events: int) -> None:
             for p, port in zip(procs, ports, strict=True):
                 wait_ready(p, port, 120)
             t0 = time.monotonic()
-            while sum(get_json(f"http://127.0.0.1:{port}/status")["worker"]["applied"] for port in ports) < len(events):
+            while sum(
+                get_json(f"http://127.0.0.1:{port}/status")["worker"]["applied"] for port in ports
+            ) < len(events):
                 time.sleep(0.5)
             results[workers] = len(events) / (time.monotonic() - t0)
         finally:

@@ -20,7 +20,17 @@ from rollguard.adapters.topic_contracts import (
 from rollguard.domain.events import Event, parse_event
 
 TOPICS = default_topics_dir()
-ROLES = {"events", "alerts.critical", "alerts.warning", "alerts.info", "control", "acks", "dead-letter"}
+ROLES = {
+    "events",
+    "alerts.critical",
+    "alerts.warning",
+    "alerts.info",
+    "control",
+    "acks",
+    "dead-letter",
+    "verdicts",
+    "audit",
+}
 
 
 def _schema(name: str) -> dict[str, Any]:

@@ -36,7 +36,8 @@ def test_the_change_grid_is_never_finer_than_a_batch() -> None:
             2,
             "engine.batchseconds",
             "unknown setting (expected one of: baseline_window_s, batch_seconds, canary_horizon_s, "
-            "cohort_ttl_s, cusum_step_s, drift_horizon_s, max_batch_seconds, max_cohorts_per_rollout, "
+            "cohort_ttl_s, cusum_step_s, dedup_max_ids, dedup_window_s, drift_horizon_s, max_batch_seconds, "
+            "max_cohorts_per_rollout, "
             "max_quality_keys, min_batch_events, min_samples, post_rollout_period_s, promotion_silence_s, "
             "unit_filter_bits, whole_rollout_alpha_share)",
         ),

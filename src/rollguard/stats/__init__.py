@@ -75,7 +75,9 @@ Rules the engine must respect
   heavy-tailed metrics (latency, cost, tokens) prefer means of ``log(x)`` (relative margin
   ``log(1.1)``) or the quantile CS. The quantile CS, SRM and CUSUM are exact (non-asymptotic).
 - Observations must be exchangeable within an arm (i.i.d.-ish); feed SRM one record per randomisation
-  unit at its first assignment. Histograms must share parameters to be merged.
+  unit at its first assignment (:mod:`.unit_filter`: ``UnitFilter(bits)``, a fixed-size Bloom filter,
+  ``add_if_new(unit)`` / ``add_many(units)`` say which units are new, unbiased between arms).
+  Histograms must share parameters to be merged.
 """
 
 from rollguard.stats.confseq import (

@@ -121,10 +121,12 @@ def worker_outputs(bootstrap: str, topics: WorkerTopics) -> dict[str, list[dict[
     return out
 
 
-def replay_outputs(events: list[bytes], tmp: Path, **kwargs: Any) -> dict[str, list[dict[str, Any]]]:
+def replay_outputs(
+    events: list[bytes], tmp: Path, config: Config | None = None, **kwargs: Any
+) -> dict[str, list[dict[str, Any]]]:
     path = tmp / "events.jsonl"
     path.write_bytes(b"\n".join(events) + b"\n")
-    replay(path, Config(), tmp / "replay", **kwargs)
+    replay(path, config or Config(), tmp / "replay", **kwargs)
     files = {**OUTPUTS, "alerts": "alerts.jsonl"}
     return {
         role: [orjson.loads(line) for line in (tmp / "replay" / f).read_bytes().splitlines()]

@@ -639,7 +639,9 @@ class WorkerRuntime:
             except Exception:
                 continue
             if high is not None:
-                out[(t, p)] = max(int(high) - (self.tracker.head((t, p)) + 1), 0)
+                # What was read here, or (nothing read yet in this assignment) what was committed.
+                done = max(self.tracker.head((t, p)) + 1, self.committed.get((t, p), 0))
+                out[(t, p)] = max(int(high) - done, 0)
         return out
 
     def status(self, rollout_id: str | None = None) -> dict[str, Any]:

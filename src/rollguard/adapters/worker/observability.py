@@ -122,12 +122,16 @@ class _LiveState(Collector):
             table = p.policy.tables.get(p.rollout_id)
             if table is None:
                 continue
-            seen: set[str] = set()
+            # One series per (cohort, metric): the most severe state of its windows (cumulative, recent).
+            worst: dict[tuple[str, str, str], int] = {}
             for sig in table.live():
                 if sig.kind != "verdict" or sig.state not in STATE_CODES:
                     continue
-                seen.add(sig.cohort)
-                verdict.add_metric([p.rollout_id, sig.cohort, sig.metric, sig.phase], STATE_CODES[sig.state])
+                key = (sig.cohort, sig.metric, sig.phase)
+                worst[key] = max(worst.get(key, 0), STATE_CODES[sig.state])
+            for (cohort, metric, phase), code in sorted(worst.items()):
+                verdict.add_metric([p.rollout_id, cohort, metric, phase], code)
+            seen = {cohort for cohort, _, _ in worst}
             cohorts.add_metric([p.rollout_id], len(seen))
             now = p.policy.now
             healthy.add_metric(

@@ -477,7 +477,14 @@ def tail_information(
         rho1 = lam_t * r / (lam_t * r + lam_c)
         drift = lam_t * p_t * math.log(rho1 / rho0) + lam_c * p_c * math.log((1 - rho1) / (1 - rho0))
         best = max(best, drift)
-    threshold = RolloutMonitor("bench", cfg).tail_onset.banks[case.metric].threshold
+    monitor = RolloutMonitor("bench", cfg)
+    threshold = monitor.tail_onset.banks[case.metric].threshold
+    if callable(threshold):  # per-slot thresholds: a segment slot with this cohort's share of the traffic
+        share = len(c_vals + t_vals) / max(
+            1, sum(1 for e in events if e["ts"] >= onset and e.get("status") == "ok")
+        )
+        monitor.budget.assign(1, share, 2)
+        threshold = float(threshold(monitor.tails.alphas(spec, 2) / 2)[1])
     return {"canary_per_s": lam_t, "p_canary": p_t, "p_control": p_c, "nats_per_s": best,
             "threshold": threshold, "nats_in_run": best * span}  # fmt: skip
 

@@ -21,7 +21,7 @@
    its 15%): the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
    A/A cannot: the tests' nulls are "worse by at most the margin", not "identical".
 3. Post-rollout: the delay to detect a regression injected after promotion, and the A/A false-alarm
-   rate in that phase (progressive ramps promoted to 100%).
+   rate in that phase (progressive ramps promoted to 100%, in the A/A traffic shapes in turn).
 
 Usage: ``python benchmarks/detection_bench.py [--aa 200] [--seeds 20] [--post 40] [--jobs 2]``.
 Prints its figures; ``--json FILE`` also writes them.
@@ -493,8 +493,9 @@ def tail_information(
 def post_one(args: tuple[str, int]) -> dict[str, Any]:
     kind, seed = args
     sc: Scenario
-    if kind == "aa":
+    if kind == "aa":  # the A/A traffic shapes in turn: heavy tails, bursts, heavy units after promotion
         sc = get_scenario("ramp", seed=30_000 + seed, duration_s=3000.0 + 3600.0, promote_at_s=3000.0)
+        sc = list(SHAPES.values())[seed % len(SHAPES)](sc)
         onset = None
     else:
         sc = get_scenario(
@@ -696,7 +697,7 @@ def main() -> int:
     if args.post:
         print(
             "\n[5] Post-rollout: ramp then promotion to 100%, 60 min watched after promotion "
-            f"({args.post} runs each)"
+            f"({args.post} runs each; A/A in the traffic shapes {', '.join(SHAPES)} in turn)"
         )
         rows = pmap(post_one, [(k, s) for k in ("aa", "regression") for s in range(args.post)], args.jobs)
         results["post"] = rows

@@ -1,12 +1,18 @@
 """Detection benchmarks of the core (issue 4, "Prove it" 1, 2 and 5), on the rollout simulator.
 
-1. False alarms: A/A rollouts (no change): the share with any "regressed" verdict, with its exact 95%
-   upper confidence bound, next to the Kayenta-style judge on the very same streams.
-2. Delay and power: injected regressions of several sizes in one segment; delay from onset to the
+1. False alarms: A/A rollouts (no change) in several traffic shapes (steady; short answers with a
+   heavy-tailed time per output token; diurnal and bursty arrivals; heavy-tailed per-unit activity):
+   the share with any "regressed" verdict, and the share with any alert a person would see (every
+   firing notification of the policy: critical, warning and info, drift and sample ratio included),
+   each with its exact 95% upper confidence bound, the latter against the sum of the alpha budgets
+   behind those alerts; next to the Kayenta-style judge on the very same streams.
+2. Delay and power: injected regressions of several sizes in one segment (other segment names, rates
+   and arrival shapes among them); delay from onset to the
    first "regressed" verdict in the right cohort on any metric of the injected metric's family
    (latency: ``latency_ms.*``, ``ttft_ms.*``, ``tpot_ms.*``; otherwise the metric's own prefix), with
    the metric that fired first, and separately on the exact metric; next to an oracle CUSUM (knows
-   the pre- and post-change parameters) and the Kayenta-style judge, on the same streams. The A/A
+   the pre- and post-change parameters; its median delay and rollguard's ratio to it are printed)
+   and the Kayenta-style judge, on the same streams. The A/A
    check counts every metric, so crediting the family costs nothing in false alarms. For the tail
    cases, the information budget of the p95 exceedance test is printed: its expected log-likelihood
    drift per second after the onset (from the run's own values) against its threshold.
@@ -15,7 +21,7 @@
    its 15%): the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
    A/A cannot: the tests' nulls are "worse by at most the margin", not "identical".
 3. Post-rollout: the delay to detect a regression injected after promotion, and the A/A false-alarm
-   rate in that phase (progressive ramps promoted to 100%).
+   rate in that phase (progressive ramps promoted to 100%, in the A/A traffic shapes in turn).
 
 Usage: ``python benchmarks/detection_bench.py [--aa 200] [--seeds 20] [--post 40] [--jobs 2]``.
 Prints its figures; ``--json FILE`` also writes them.
@@ -39,13 +45,16 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines import EventColumns, kayenta_judge, oracle_cusum, oracle_spec_for
+from rollguard.detect.budget import AlphaBudget
 from rollguard.detect.engine import Engine
 from rollguard.domain.cohorts import cohort_key
 from rollguard.domain.events import Event, parse_event
 from rollguard.domain.verdicts import VerdictChange
+from rollguard.pipeline.rollout import RolloutPipeline
+from rollguard.pipeline.shared import SharedState
 from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario
-from rollguard.sim.scenario import Scenario
+from rollguard.sim.scenario import Burst, Dimension, Injection, Scenario
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
@@ -78,21 +87,133 @@ def run_engine(events: list[dict[str, Any]], config: Config) -> list[VerdictChan
     return out
 
 
+# ------------------------------------------------------------------------------------- traffic shapes
+# Every shape is built from scenario fields only (no simulator change needed), so this very script
+# measures an older checkout of rollguard on the same streams ("before" figures).
+def short_answers(sc: Scenario) -> Scenario:
+    """Short answers: few output tokens (median 12, wide spread) and a heavy-tailed time per output
+    token (lognormal sigma 1.1): tpot_ms and its mean are heavy-tailed, ttft varies more."""
+    for key, params in list(sc.segment_behaviour.items()):
+        if key.startswith("input_class="):
+            sc.segment_behaviour[key] = {**params, "tokens_out_median": 12.0, "tokens_out_sigma": 1.2}
+    sc.behaviour = sc.behaviour.replace(
+        {"tpot_sigma": 1.1, "ttft_sigma": 0.7, "tokens_out_median": 12.0, "tokens_out_sigma": 1.2}
+    )
+    return sc
+
+
+def diurnal_bursty(sc: Scenario) -> Scenario:
+    """A compressed day within the run (period = run length, +-70%) and three bursts (x2 to x4)."""
+    arr = sc.arrivals
+    arr.diurnal_amplitude, arr.diurnal_period_s = 0.7, sc.duration_s
+    arr.diurnal_phase_s = 0.13 * sc.duration_s
+    arr.bursts = [
+        Burst(0.2 * sc.duration_s, 60.0, 4.0),
+        Burst(0.55 * sc.duration_s, 180.0, 2.0),
+        Burst(0.8 * sc.duration_s, 30.0, 3.0),
+    ]
+    return sc
+
+
+def heavy_units(sc: Scenario) -> Scenario:
+    """Heavy-tailed per-unit activity: 4000 users, lognormal activity sigma 2 (a few send thousands)."""
+    sc.units.n_units, sc.units.activity_sigma = 4000, 2.0
+    return sc
+
+
+def everything(sc: Scenario) -> Scenario:
+    return heavy_units(diurnal_bursty(short_answers(sc)))
+
+
+SHAPES: dict[str, Callable[[Scenario], Scenario]] = {
+    "steady": lambda sc: sc,
+    "short answers": short_answers,
+    "diurnal+bursty": diurnal_bursty,
+    "heavy units": heavy_units,
+    "all three": everything,
+}
+
+
 # ---------------------------------------------------------------------------------------------- A/A
-def aa_one(seed: int) -> dict[str, Any]:
-    sc = get_scenario("aa", seed=10_000 + seed)
+def run_pipeline(
+    events: list[dict[str, Any]], config: Config
+) -> tuple[list[VerdictChange], list[dict[str, Any]]]:
+    """Detection and policy of one rollout, as replay and the worker run them: verdict changes and the
+    alert records it would publish."""
+    pipeline: RolloutPipeline | None = None
+    changes: list[VerdictChange] = []
+    alerts: list[dict[str, Any]] = []
+    for raw in events:
+        ev = parse_event(raw)
+        assert isinstance(ev, Event), ev
+        if pipeline is None:
+            pipeline = RolloutPipeline(ev.rollout_id, config, SharedState())
+        step = pipeline.process(ev)
+        changes += step.verdicts
+        alerts += step.alerts
+    if pipeline is not None:
+        step = pipeline.flush()
+        changes += step.verdicts
+        alerts += step.alerts
+    return changes, alerts
+
+
+def seen_alerts(alerts: list[dict[str, Any]]) -> list[str]:
+    """Every alert a person would see: each firing notification's first send (digests and resolves
+    follow from those), named by severity, rule and cohort."""
+    return [
+        f"{a['severity']} {a['rule']} {a['labels']['cohort']}"
+        for a in alerts
+        if a["status"] == "firing"
+        and a["notification"]["reason"] != "digest"
+        and a["notification"]["seq"] == 1
+    ]
+
+
+def alerting_alpha(config: Config) -> dict[str, float]:
+    """The alpha budgets behind the alerts a person may see in the canary phase, by source.
+
+    Verdicts: ``alpha``. Unit sample ratio: ``srm_alpha``. Request-level sample ratio: its own alpha
+    when the engine has one. Baseline drift: each mean-type test's drift chart per cohort slot (the
+    engine says its total when it can; otherwise the segment alpha of the test in every slot).
+    """
+    from rollguard.detect import budget as budget_module
+
+    out = {"verdicts": config.alpha, "srm units": config.srm_alpha}
+    request = getattr(config, "srm_request_alpha", None)
+    if isinstance(request, float):
+        out["srm requests"] = request
+    drift_total = getattr(budget_module, "drift_alpha_total", None)
+    if drift_total is not None:
+        out["baseline drift"] = float(drift_total(config))
+    else:
+        budget = AlphaBudget(config)
+        specs = [m for m in config.metrics if m.enabled and m.kind in ("rate", "mean")]
+        specs += [config.quality_spec(f"key{i}") for i in range(config.engine.max_quality_keys)]
+        slots = config.engine.max_cohorts_per_rollout
+        out["baseline drift"] = sum(budget.of(spec)[1] for spec in specs) * slots
+    return out
+
+
+def aa_one(args: tuple[int, str]) -> dict[str, Any]:
+    seed, shape = args
+    sc = SHAPES[shape](get_scenario("aa", seed=10_000 + seed))
     events = list(generate(sc))
     t0 = time.perf_counter()
-    changes = run_engine(events, Config())
+    changes, alerts = run_pipeline(events, Config())
     elapsed = time.perf_counter() - t0
     regressed = [c for c in changes if c.kind == "verdict" and c.state == "regressed"]
     srm = [c for c in changes if c.kind == "srm"]
+    drift = [c for c in changes if c.kind == "drift" and c.state == "drifted"]
     kay = kayenta_judge(EventColumns.from_events(events))
     return {
+        "shape": shape,
         "events": len(events),
         "seconds": elapsed,
         "regressed": [f"{c.cohort} {c.metric}" for c in regressed],
         "srm": len(srm),
+        "drift": [f"{c.cohort} {c.metric}" for c in drift],
+        "alerts": seen_alerts(alerts),
         "kayenta_any": kay.failed,
         "kayenta_all": kay.first_fail_ts("all") is not None,
     }
@@ -124,11 +245,105 @@ class Case:
     kayenta_metric: str
     duration_s: float = 3600.0
     onset_s: float = 600.0
+    prepare: Callable[[Scenario, float], Scenario] | None = None  # (scenario, onset) -> the stream's scenario
+    guardrail: bool = False  # a critical guardrail: the issue-15 goal is <= 2x the oracle's delay
+
+
+def coding_errors_at_1_5_percent(sc: Scenario, onset: float) -> Scenario:
+    """Issue 15's page: input_class=coding (27% of traffic) errs 1.5% before the spike."""
+    sc.segment_behaviour["input_class=coding"] = {
+        **sc.segment_behaviour["input_class=coding"],
+        "error_rate": 0.015,
+    }
+    return sc
+
+
+def refusals_in_tenant(sc: Scenario, onset: float) -> Scenario:
+    """Refusals 2% everywhere, then 12% in the canary of tenant t2 (a fifth of the traffic)."""
+    for key, params in sc.segment_behaviour.items():
+        sc.segment_behaviour[key] = {k: v for k, v in params.items() if k != "refusal_rate"}
+    sc.behaviour = sc.behaviour.replace({"refusal_rate": 0.02})
+    sc.injections.append(
+        Injection("refusal_rate", 0.12, onset, cohort={"tenant": "t2"}, label="t2 refusal 2% -> 12%")
+    )
+    return sc
+
+
+def other_names(sc: Scenario, metric: str, value: float, cohort: dict[str, str], onset: float) -> Scenario:
+    """Segments the defaults were never looked at with: product (per request) and region (per unit)."""
+    sc.dimensions = [
+        Dimension("product", ["search", "assist", "code", "docs"], [0.4, 0.3, 0.2, 0.1]),
+        Dimension("region", ["eu", "us", "apac"], [0.5, 0.3, 0.2], per_unit=True),
+    ]
+    sc.segment_behaviour = {
+        "product=code": {"tokens_out_median": 400.0},
+        "region=apac": {"ttft_median_ms": 500.0},
+    }
+    sc.behaviour = sc.behaviour.replace({"error_rate": 0.01, "refusal_rate": 0.02})
+    sc.injections = [
+        Injection(metric, value, onset, cohort=cohort, label=f"{cohort} {metric} -> {value:.0%}")
+    ]
+    return sc
+
+
+def product_code_errors(sc: Scenario, onset: float) -> Scenario:
+    """Error 1% -> 6% in product=code (20%), 80 req/s with a diurnal cycle and bursts."""
+    sc.arrivals.rate_per_s = 80.0
+    return diurnal_bursty(other_names(sc, "error_rate", 0.06, {"product": "code"}, onset))
+
+
+def region_refusals(sc: Scenario, onset: float) -> Scenario:
+    """Refusals 2% -> 12% in region=apac (20%, per unit), 20 req/s, heavy-tailed per-unit activity."""
+    sc.arrivals.rate_per_s = 20.0
+    return heavy_units(other_names(sc, "refusal_rate", 0.12, {"region": "apac"}, onset))
 
 
 CASES = [
     Case("error 1%->3% coding", "error_spike_coding", {"error_rate": 0.03}, "error_rate", "error_rate"),
-    Case("error 1%->6% coding", "error_spike_coding", {"error_rate": 0.06}, "error_rate", "error_rate"),
+    Case(
+        "error 1%->6% coding",
+        "error_spike_coding",
+        {"error_rate": 0.06},
+        "error_rate",
+        "error_rate",
+        guardrail=True,
+    ),
+    Case(
+        "error 1.5%->8% coding (issue 15)",
+        "error_spike_coding",
+        {"error_rate": 0.08},
+        "error_rate",
+        "error_rate",
+        prepare=coding_errors_at_1_5_percent,
+        guardrail=True,
+    ),
+    Case(
+        "refusal 2%->12% tenant t2",
+        "aa",
+        {},
+        "refusal_rate",
+        "refusal_rate",
+        prepare=refusals_in_tenant,
+        guardrail=True,
+    ),
+    Case(
+        "error 1%->6% product=code, 80/s diurnal",
+        "aa",
+        {},
+        "error_rate",
+        "error_rate",
+        prepare=product_code_errors,
+        guardrail=True,
+    ),
+    Case(
+        "refusal 2%->12% region=apac, 20/s",
+        "aa",
+        {},
+        "refusal_rate",
+        "refusal_rate",
+        prepare=region_refusals,
+        guardrail=True,
+    ),
     Case(
         "p95 latency +30% chat",
         "latency_tail_billing",
@@ -166,11 +381,19 @@ CASES = [
 ]
 
 
+def case_scenario(case: Case, seed: int) -> Scenario:
+    if case.scenario == "aa":
+        sc = get_scenario("aa", seed=seed, duration_s=case.duration_s, **case.knobs)
+    else:
+        sc = get_scenario(
+            case.scenario, seed=seed, duration_s=case.duration_s, start_s=case.onset_s, **case.knobs
+        )
+    return case.prepare(sc, case.onset_s) if case.prepare is not None else sc
+
+
 def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
     case, seed = args
-    sc = get_scenario(
-        case.scenario, seed=20_000 + seed, duration_s=case.duration_s, start_s=case.onset_s, **case.knobs
-    )
+    sc = case_scenario(case, 20_000 + seed)
     inj = sc.injections[0]
     cohort = cohort_key(inj.cohort)
     onset = sc.start_ts + inj.start_s
@@ -254,7 +477,14 @@ def tail_information(
         rho1 = lam_t * r / (lam_t * r + lam_c)
         drift = lam_t * p_t * math.log(rho1 / rho0) + lam_c * p_c * math.log((1 - rho1) / (1 - rho0))
         best = max(best, drift)
-    threshold = RolloutMonitor("bench", cfg).tail_onset.banks[case.metric].threshold
+    monitor = RolloutMonitor("bench", cfg)
+    threshold = monitor.tail_onset.banks[case.metric].threshold
+    if callable(threshold):  # per-slot thresholds: a segment slot with this cohort's share of the traffic
+        share = len(c_vals + t_vals) / max(
+            1, sum(1 for e in events if e["ts"] >= onset and e.get("status") == "ok")
+        )
+        monitor.budget.assign(1, share, 2)
+        threshold = float(threshold(monitor.tails.alphas(spec, 2) / 2)[1])
     return {"canary_per_s": lam_t, "p_canary": p_t, "p_control": p_c, "nats_per_s": best,
             "threshold": threshold, "nats_in_run": best * span}  # fmt: skip
 
@@ -263,8 +493,9 @@ def tail_information(
 def post_one(args: tuple[str, int]) -> dict[str, Any]:
     kind, seed = args
     sc: Scenario
-    if kind == "aa":
+    if kind == "aa":  # the A/A traffic shapes in turn: heavy tails, bursts, heavy units after promotion
         sc = get_scenario("ramp", seed=30_000 + seed, duration_s=3000.0 + 3600.0, promote_at_s=3000.0)
+        sc = list(SHAPES.values())[seed % len(SHAPES)](sc)
         onset = None
     else:
         sc = get_scenario(
@@ -303,6 +534,17 @@ def quantiles(values: list[float | None], total: int) -> str:
     return f"detected {len(got):2d}/{total}  median {med:6.0f}s  p90 {p90_s}"
 
 
+def median_ratio(mine: list[float | None], oracle: list[float | None]) -> str:
+    """Median of rollguard's delays over the oracle's median (an undetected run counts as beyond the
+    run, so the ratio is a lower bound when some runs went undetected)."""
+    got = [v for v in oracle if v is not None]
+    if not got:
+        return "n/a (oracle never alarmed)"
+    values = sorted(math.inf if v is None else v for v in mine)
+    med = float(np.median(values)) if values else math.inf
+    return f"{med / float(np.median(got)):.2f}" if math.isfinite(med) else "inf (median undetected)"
+
+
 def pmap(fn: Callable[[Any], dict[str, Any]], items: list[Any], jobs: int) -> list[dict[str, Any]]:
     if jobs <= 1:
         return [fn(i) for i in items]
@@ -316,6 +558,12 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=20, help="runs per injected regression")
     ap.add_argument("--post", type=int, default=40, help="post-rollout runs (A/A and regression each)")
     ap.add_argument("--boundary", type=int, default=0, help="runs with the canary exactly at the margin")
+    ap.add_argument(
+        "--shapes", default=",".join(SHAPES), help="A/A traffic shapes, in turn: " + ", ".join(SHAPES)
+    )
+    ap.add_argument(
+        "--cases", default=None, help="delay cases whose name contains one of these (comma-separated)"
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -325,34 +573,57 @@ def main() -> int:
 
     if args.aa:
         t0 = time.perf_counter()
-        aa = pmap(aa_one, list(range(args.aa)), args.jobs)
+        shapes = [x.strip() for x in args.shapes.split(",") if x.strip()]
+        aa = pmap(aa_one, [(i, shapes[i % len(shapes)]) for i in range(args.aa)], args.jobs)
         n = len(aa)
         k = sum(1 for r in aa if r["regressed"])
+        k_alert = sum(1 for r in aa if r["alerts"])
         k_kay = sum(1 for r in aa if r["kayenta_any"])
         k_kay_all = sum(1 for r in aa if r["kayenta_all"])
         srm = sum(1 for r in aa if r["srm"])
+        drift = sum(1 for r in aa if r["drift"])
         events = sum(r["events"] for r in aa)
+        budgets = alerting_alpha(cfg)
+        total = sum(budgets.values())
         print(
-            f"\n[1] A/A false alarms: {n} rollouts x 30 min x 40 req/s x 10% canary ({events} events, "
-            f"{time.perf_counter() - t0:.0f}s)"
+            f"\n[1] A/A false alarms: {n} rollouts x 30 min x 40 req/s x 10% canary, traffic shapes "
+            f"{', '.join(shapes)} in turn ({events} events, {time.perf_counter() - t0:.0f}s)"
         )
         print(
-            f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
-            f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
+            f"  rollguard 'regressed' verdicts: {k}/{n} rollouts = {k / n:.4f}, "
+            f"95% upper bound {clopper_pearson_upper(k, n):.4f}  (alpha {cfg.alpha})"
         )
-        print(f"  rollguard SRM 'unhealthy': {srm}/{n}  (srm_alpha {cfg.srm_alpha})")
+        print(
+            f"  rollguard alerts a person would see (any severity, drift and SRM included): {k_alert}/{n} "
+            f"rollouts = {k_alert / n:.4f}, 95% upper bound {clopper_pearson_upper(k_alert, n):.4f}  "
+            f"(sum of the alpha budgets behind them {total:.4f}: "
+            + ", ".join(f"{name} {value:.4f}" for name, value in budgets.items())
+            + ")"
+        )
+        print(f"  of which: baseline drift in {drift}/{n}, SRM 'unhealthy' in {srm}/{n} rollouts")
+        for shape in shapes:
+            mine = [r for r in aa if r["shape"] == shape]
+            ka = sum(1 for r in mine if r["alerts"])
+            kr = sum(1 for r in mine if r["regressed"])
+            print(f"    {shape:<15} {len(mine):4d} runs: alerts in {ka}, regressed in {kr}")
         print(
             f"  kayenta-style (MWU 98%, every minute): any cohort {k_kay}/{n} = {k_kay / n:.2f}; "
             f"whole rollout only {k_kay_all}/{n} = {k_kay_all / n:.2f}"
         )
         for r in aa:
-            if r["regressed"]:
-                print(f"    false alarm: {r['regressed']}")
+            if r["alerts"] or r["regressed"]:
+                print(
+                    f"    false alarm ({r['shape']}): alerts {r['alerts'][:4]} regressed {r['regressed'][:4]}"
+                )
         results["aa"] = {
             "n": n,
             "rollguard": k,
             "upper95": clopper_pearson_upper(k, n),
+            "alerts": k_alert,
+            "alerts_upper95": clopper_pearson_upper(k_alert, n),
+            "alpha_behind_alerts": budgets,
             "srm": srm,
+            "drift": drift,
             "kayenta_any": k_kay,
             "kayenta_whole": k_kay_all,
         }
@@ -380,10 +651,12 @@ def main() -> int:
             f"\n[2] Detection delay from onset (onset at 10 min, 60-min canary, 40 req/s, 10% canary, "
             f"{args.seeds} seeds each; undetected runs count as beyond the run)"
         )
-        items = [(case, s) for case in CASES for s in range(args.seeds)]
+        wanted = [w.strip() for w in args.cases.split(",")] if args.cases else None
+        cases = [c for c in CASES if wanted is None or any(w in c.name for w in wanted)]
+        items = [(case, s) for case in cases for s in range(args.seeds)]
         rows = pmap(delay_one, items, args.jobs)
         results["delay"] = rows
-        for case in CASES:
+        for case in cases:
             mine = [r for r in rows if r["case"] == case.name]
             print(f"  {case.name}")
             print(
@@ -397,6 +670,9 @@ def main() -> int:
             print(
                 f"    oracle CUSUM                     : {quantiles([r['oracle'] for r in mine], len(mine))}"
             )
+            ratio = median_ratio([r["rollguard"] for r in mine], [r["oracle"] for r in mine])
+            goal = "  (goal for a critical guardrail: <= 2)" if case.guardrail else ""
+            print(f"    rollguard / oracle median delay  : {ratio}{goal}")
             kay_early = sum(1 for r in mine if r["kayenta_before_onset"])
             print(
                 f"    kayenta-style                    : {quantiles([r['kayenta'] for r in mine], len(mine))}"
@@ -421,7 +697,7 @@ def main() -> int:
     if args.post:
         print(
             "\n[5] Post-rollout: ramp then promotion to 100%, 60 min watched after promotion "
-            f"({args.post} runs each)"
+            f"({args.post} runs each; A/A in the traffic shapes {', '.join(SHAPES)} in turn)"
         )
         rows = pmap(post_one, [(k, s) for k in ("aa", "regression") for s in range(args.post)], args.jobs)
         results["post"] = rows

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from rollguard.domain.cohorts import cohort_key, parse_cohort_key
 from rollguard.policy.commands.signing import signed
 from rollguard.policy.policy import Output, Policy
@@ -150,8 +152,14 @@ def reset(ts: float, rollout: str = ROLLOUT, to: str = "v3") -> dict[str, Any]:
     }
 
 
-def policy(yaml_text: str = "", key: bytes | None = None) -> Policy:
-    return Policy(parse_config(yaml_text), signing_key=key)
+def policy(yaml_text: str = "", key: bytes | None = None, *, group_wait: bool = False) -> Policy:
+    """A policy from YAML; sub-cohort alerts are told at once unless ``group_wait`` (the product's
+    default waits a little for a parent alert, see ``alerts.group_wait_s``) or the YAML sets it."""
+    data = yaml.safe_load(yaml_text) or {}
+    alerts = data.setdefault("alerts", {}) if not group_wait else {}
+    if not group_wait and "group_wait_s" not in alerts:
+        alerts["group_wait_s"] = {"warning": 0, "info": 0}
+    return Policy(parse_config(yaml.safe_dump(data) if data else ""), signing_key=key)
 
 
 def ack(

@@ -99,9 +99,11 @@ def test_a_change_that_hits_both_arms_is_drift_not_a_canary_regression() -> None
 def test_a_wrong_split_marks_the_rollout_unhealthy() -> None:
     # The router announces 10% but actually sends 14% of units to the canary.
     changes = run(Traffic(rate=40, weight=0.1, routed_weight_at=lambda t: 0.14, n_units=20000), 1800)
-    srm = [c for c in changes if c.kind == "srm"]
+    srm = [c for c in changes if c.kind == "srm" and c.metric == "sample_ratio"]
     assert len(srm) == 1 and srm[0].state == "unhealthy"
     assert srm[0].evidence["observed_canary"] > srm[0].evidence["expected_canary"]
+    # Requests per unit do not change with the split: only units tell here.
+    assert [c for c in changes if c.kind == "srm" and c.metric == "sample_ratio_requests"] == []
 
 
 def test_a_correct_split_that_changes_over_time_stays_healthy() -> None:

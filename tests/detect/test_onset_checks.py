@@ -1,4 +1,5 @@
-"""Onset checks: the paired CUSUM of the canary phase compares the two arms of the same batch."""
+"""Onset checks: the paired detector of the canary phase compares the two arms of the same batch, and
+an alarm quotes the recent window that decided it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,20 @@ from rollguard.detect.mean_tests import REGRESSED, MeanTests
 from rollguard.detect.onset_checks import MeanOnset, TailOnset
 from rollguard.detect.slot_change import SlotChange
 from rollguard.detect.tail_tests import TailTests
-from rollguard.domain.metrics import BUILTIN_METRICS, TAIL_FIELDS, MetricSpec
+from rollguard.domain.metrics import BUILTIN_METRICS, CONTINUOUS_FIELDS, MetricSpec
 from rollguard.settings.config import Config
 
 ERRORS = next(m for m in BUILTIN_METRICS if m.name == "error_rate")
 LATENCY = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.mean")
 P95 = next(m for m in BUILTIN_METRICS if m.name == "latency_ms.p95")
+
+
+def budget() -> AlphaBudget:
+    """The default budget with every slot of the arrays (8) assigned, each with a tenth of the traffic."""
+    b = AlphaBudget(Config())
+    for slot in range(1, 8):
+        b.assign(slot, 0.1, 1)
+    return b
 
 
 def watched(spec: MetricSpec = ERRORS) -> tuple[RolloutArrays, MeanTests, MeanOnset]:
@@ -29,7 +38,7 @@ def watched(spec: MetricSpec = ERRORS) -> tuple[RolloutArrays, MeanTests, MeanOn
         arrays.counts[:, arm, 1] = n // 100
         arrays.moments[:, arm, 0] = (n, 400.0, 100.0**2 * (n - 1))
     tests = MeanTests()
-    test = tests.add(spec, (1e-3, 1e-4), arrays.cap)
+    test = tests.add(spec, budget(), arrays.cap)
     test.tau2[:] = 0.005**2 if spec.kind == "rate" else 40.0**2
     onset = MeanOnset(horizon_updates=481.0, grid_s=30.0)
     onset.add(test, arrays.cap)
@@ -57,16 +66,24 @@ def run(spec: MetricSpec, control_shift: float, canary_shift: float, cells: int 
     return found
 
 
-def test_a_rate_shift_that_hits_both_arms_cancels_in_the_onset_cusum() -> None:
+def test_a_rate_shift_that_hits_both_arms_cancels_in_the_onset_detector() -> None:
     assert run(ERRORS, 0.10, 0.10) == []
 
 
 def test_a_rate_shift_in_the_canary_alone_regresses_every_cohort_it_hits() -> None:
     found = run(ERRORS, 0.01, 0.10)
     assert sorted(c.slot for c in found) == list(range(8)) and {c.state for c in found} == {"regressed"}
-    ev = found[0].evidence
-    assert ev["method"] == "paired-cusum" and ev["window"] == "recent" and ev["statistic"] >= ev["threshold"]
-    assert ev["alpha"] == 1e-3 / 2 and found[0].previous is None
+    ev = next(c.evidence for c in found if c.slot == 0)
+    assert (
+        ev["method"] == "paired-sr-mixture"
+        and ev["window"] == "recent"
+        and ev["statistic"] >= ev["threshold"]
+    )
+    assert ev["alpha"] == 0.001 / 4  # half of the whole rollout's half of error_rate's 0.1%
+    assert found[0].previous is None
+    # The recent window: 10% of the canary's requests against 1% of the control's, not the cumulative 1%.
+    assert ev["recent_canary"] == 0.1 and ev["recent_control"] == 0.01
+    assert ev["recent_n_canary"] == 100 * ev["updates"] and ev["recent_s"] == 30.0 * ev["updates"]
 
 
 def test_a_mean_shift_that_hits_both_arms_cancels_and_one_in_the_canary_alone_does_not() -> None:
@@ -89,7 +106,7 @@ def tail_setup(factor_control: float, factor_canary: float) -> list[SlotChange]:
     rng = np.random.default_rng(0)
     for arm in (ARM_CONTROL, ARM_CANARY):
         arrays.hist("latency_ms", 0, arm).update_many(rng.lognormal(6.0, 0.5, 5000))
-    tails = TailTests([P95], AlphaBudget(Config()))
+    tails = TailTests([P95], budget())
     onset = TailOnset.for_tails(tails, 481.0, 30.0, arrays.cap)
     live = np.zeros(arrays.cap, dtype=bool)
     live[0] = True
@@ -98,7 +115,7 @@ def tail_setup(factor_control: float, factor_canary: float) -> list[SlotChange]:
         values = np.concatenate([rng.lognormal(6.0, 0.5, 900) * factor_control,
                                  rng.lognormal(6.0, 0.5, 100) * factor_canary])  # fmt: skip
         rows = np.array([ARM_CONTROL] * 900 + [ARM_CANARY] * 100, dtype=np.int64)
-        continuous = {f: np.full(values.size, np.nan) for f in TAIL_FIELDS} | {"latency_ms": values}
+        continuous = {f: np.full(values.size, np.nan) for f in CONTINUOUS_FIELDS} | {"latency_ms": values}
         members = np.arange(values.size)
         found += onset.update(T0 + 30.0 * i, live, rows, members, continuous, arrays, tails, 100)
     return found
@@ -108,7 +125,9 @@ def test_a_tail_shift_that_hits_both_arms_cancels_and_one_in_the_canary_alone_re
     assert tail_setup(1.5, 1.5) == []
     found = tail_setup(1.0, 1.5)
     assert [(c.slot, c.metric, c.state) for c in found] == [(0, "latency_ms.p95", "regressed")]
-    assert found[0].evidence["observation"] == "tail exceedance share"
+    ev = found[0].evidence
+    assert ev["observation"] == "tail exceedance share"
+    assert ev["recent_exceed_canary"] > 2 * ev["recent_exceed_control"]  # above T vs above q, recently
 
 
 def test_onset_banks_survive_a_state_round_trip() -> None:

@@ -26,8 +26,8 @@ PROMOTE_AFTER_S = 480.0
 MONITOR_KEYS = [
     "v", "rollout_id", "phase", "promoted_at", "last_control_ts", "canary_run", "dims", "cap", "counts",
     "moments", "quality", "hists", "buffer", "batch_start", "batch_end_ts", "watermark", "canary_variant",
-    "counters", "registry", "tests", "tail_state", "tail_onset", "srm", "health", "units", "baseline",
-    "baseline_hists",
+    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "excess", "srm", "health",
+    "units", "srm_requests", "baseline", "baseline_hists",
 ]  # fmt: skip
 
 
@@ -95,7 +95,10 @@ def test_the_saved_state_keeps_its_documented_layout() -> None:
     assert all(len(t["state"]) == mon["cap"] for t in mon["tests"].values())
     assert list(mon["baseline"]) == names  # frozen at promotion, one entry per mean-type test
     assert list(mon["tail_onset"]) == ["latency_ms.p95", "latency_ms.p99", "ttft_ms.p95", "tpot_ms.p95"]
-    assert list(mon["hists"]) == ["latency_ms", "ttft_ms", "tpot_ms"]
+    assert list(mon["hists"]) == ["latency_ms", "ttft_ms", "tpot_ms", "tokens_out", "cost_usd"]
+    assert mon["budget"]["fractions"][0] == 0.5 and len(mon["budget"]["fractions"]) == len(
+        mon["registry"]["cohorts"]
+    )
     assert all(len(row) == 4 for row in mon["tail_state"])  # slot, metric, state, requests at its last read
     assert all(len(row) == 3 for row in mon["baseline_hists"])  # slot, field, histogram
     assert mon["health"] == "healthy" and {"n", "log_lr", "p_value"} <= set(mon["srm"])

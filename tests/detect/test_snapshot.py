@@ -61,7 +61,10 @@ def test_a_snapshot_names_every_field_and_is_plain_json() -> None:
     json.dumps(snap, allow_nan=False)
     assert list(snap) == TOP and snap["rollout_id"] == "r1" and snap["phase"] == "canary"
     assert snap["health"] == "healthy" and list(snap["srm"]) == [
-        "units", "observed_canary", "expected_canary", "p_value", "alpha"
+        "units", "observed_canary", "expected_canary", "p_value", "alpha", "requests"
+    ]  # fmt: skip
+    assert list(snap["srm"]["requests"]) == [
+        "requests", "observed_canary", "expected_canary", "p_value", "alpha", "followed"
     ]  # fmt: skip
     assert T0 < snap["ts"] <= events[-1].ts  # the last closed batch, not the open one
     names = [c["cohort"] for c in snap["cohorts"]]  # in slot order

@@ -95,8 +95,8 @@ def test_flap_and_time_zone_settings() -> None:
             "unknown setting (expected one of: attribution, "
             "attribution_max_share, attribution_min_explained, "
             "default_rules, digest_audience, digest_interval_s, drift_guard_s, flap, generator_url, "
-            "inhibit_targets, max_alerts_per_rollout, repeat_interval_s, resolve_after_s, routing, rules, "
-            "runbook_url, source, utc_offset_hours)",
+            "group_wait_s, grouping, inhibit_targets, max_alerts_per_rollout, repeat_interval_s, "
+            "resolve_after_s, routing, rules, runbook_url, source, utc_offset_hours)",
         ),
         (
             "alerts:\n  flap_window: 8\n",
@@ -105,8 +105,8 @@ def test_flap_and_time_zone_settings() -> None:
             "unknown setting (expected one of: attribution, "
             "attribution_max_share, attribution_min_explained, "
             "default_rules, digest_audience, digest_interval_s, drift_guard_s, flap, generator_url, "
-            "inhibit_targets, max_alerts_per_rollout, repeat_interval_s, resolve_after_s, routing, rules, "
-            "runbook_url, source, utc_offset_hours)",
+            "group_wait_s, grouping, inhibit_targets, max_alerts_per_rollout, repeat_interval_s, "
+            "resolve_after_s, routing, rules, runbook_url, source, utc_offset_hours)",
         ),
         (
             "alerts:\n  resolve_after_s: x\n  bogus: 1\n",
@@ -332,7 +332,7 @@ def test_flap_and_time_zone_settings() -> None:
             CLAUSE + "{kind: budget}",
             6,
             "alerts.rules[0].match[0].kind",
-            "must be one of verdict, srm, drift, got 'budget'",
+            "must be one of verdict, srm, drift, excess, got 'budget'",
         ),
         (
             CLAUSE + "{kind: drift, state: regressed}",

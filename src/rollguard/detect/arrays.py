@@ -1,7 +1,9 @@
 """Per-slot, per-arm running statistics of one rollout: counts, moments, quality sums, tail histograms.
 
 Every check reads its arms from here, indexed by cohort slot (axis 0) and arm (axis 1, control then
-canary), so the statistics of a batch are folded in once for all checks. Arrays grow with the
+canary), so the statistics of a batch are folded in once for all checks. Every continuous metric has
+a histogram per slot and arm: the tails read theirs, the drift and post-rollout charts the median of
+their reference. Arrays grow with the
 cohort budget as slots are taken (doubling), and a slot's rows are cleared when its cohort expires.
 :class:`BatchArrays` holds one closed batch's sums in the same shapes, for the checks that watch
 recent evidence.
@@ -24,14 +26,23 @@ from rollguard.detect.batch_columns import (
     aggregate,
     merge_moments,
 )
-from rollguard.domain.metrics import CONTINUOUS_FIELDS, TAIL_FIELDS, MetricSpec
+from rollguard.domain.metrics import CONTINUOUS_FIELDS, MetricSpec
 from rollguard.stats import LogHistogram, regularised_bernoulli_variance
 
 # Rate metrics as (numerator, denominator) columns of COUNT_COLUMNS.
 RATE_COLUMNS: Final = {"error": (1, 0), "timeout": (2, 0), "refusal": (3, 0), "format_invalid": (5, 4)}
-# Tail histograms: 2% relative accuracy between 1 µs-equivalent and 10^7 (ms or tokens).
+# Histograms: 2% relative accuracy between 1e-3 and 1e7 (ms or tokens); costs between 1e-8 and 100 USD.
 HIST_ACCURACY: Final = 0.02
+HIST_FIELDS: Final = CONTINUOUS_FIELDS
+HIST_RANGES: Final = {"cost_usd": (1e-8, 1e2)}
 INITIAL_SLOTS: Final = 8
+
+
+def new_hist(field: str) -> LogHistogram:
+    """An empty histogram of one continuous field (its own value range, shared by all its cohorts)."""
+    lo, hi = HIST_RANGES.get(field, (1e-3, 1e7))
+    return LogHistogram(HIST_ACCURACY, lo, hi)
+
 
 ArmRead = tuple[FloatArray, FloatArray, FloatArray]  # per slot: n, mean, variance
 HistPair = list[LogHistogram]  # [control, canary]
@@ -86,8 +97,8 @@ class RolloutArrays:
         self.counts = np.zeros((cap, 2, len(COUNT_COLUMNS)), dtype=np.int64)
         self.moments = np.zeros((cap, 2, len(CONTINUOUS_FIELDS), 3))  # n, mean, M2
         self.quality: dict[str, FloatArray] = {}  # key -> (cap, 2, 3): n, mean, M2
-        self.hists: dict[str, list[HistPair | None]] = {f: [None] * cap for f in TAIL_FIELDS}
-        self.template = LogHistogram(HIST_ACCURACY)  # bucket layout shared by every histogram
+        self.hists: dict[str, list[HistPair | None]] = {f: [None] * cap for f in HIST_FIELDS}
+        self.templates = {f: new_hist(f) for f in HIST_FIELDS}  # bucket layout of each field
 
     def grow(self, cap: int) -> None:
         pad = cap - self.cap
@@ -123,7 +134,7 @@ class RolloutArrays:
         """The tail histogram of one slot and arm, created empty on first use."""
         pair = self.hists[field][slot]
         if pair is None:
-            pair = [LogHistogram(HIST_ACCURACY), LogHistogram(HIST_ACCURACY)]
+            pair = [new_hist(field), new_hist(field)]
             self.hists[field][slot] = pair
         return pair[arm]
 
@@ -157,10 +168,10 @@ class RolloutArrays:
         promotion) the control's stragglers are zeroed: they must not touch the frozen baseline.
         """
         cols.quality = {k: v for k, v in cols.quality.items() if k in self.quality}
-        index = {f: self.template.index_many(np.nan_to_num(continuous[f], nan=-1.0)) for f in TAIL_FIELDS}
-        for f in TAIL_FIELDS:
+        index = {f: self.templates[f].index_many(np.nan_to_num(continuous[f], nan=-1.0)) for f in HIST_FIELDS}
+        for f in HIST_FIELDS:
             index[f][np.isnan(continuous[f])] = -1
-        n_buckets = {f: self.template.n_buckets for f in TAIL_FIELDS}
+        n_buckets = {f: self.templates[f].n_buckets for f in HIST_FIELDS}
         agg = aggregate(rows, members, self.cap * 2, cols, continuous, index, n_buckets)
         batch = BatchArrays(
             agg.counts.reshape(self.cap, 2, len(COUNT_COLUMNS)),
@@ -188,15 +199,20 @@ class RolloutArrays:
                     if row.any():
                         self.hist(f, slot, arm).add_bucket_counts(row)
 
+    def control_hists(self) -> dict[tuple[int, str], LogHistogram]:
+        """The control's histograms by (slot, field), as they stand (views: copy before changing)."""
+        return {(slot, f): pair[ARM_CONTROL] for f in HIST_FIELDS for slot, pair in enumerate(self.hists[f])
+                if pair is not None}  # fmt: skip
+
     def restart_canary(self) -> dict[tuple[int, str], LogHistogram]:
         """At promotion the new version starts afresh: clear the canary arm everywhere and return the
-        control's tail histograms by (slot, field), to be frozen as baselines."""
+        control's histograms by (slot, field), to be frozen as baselines."""
         control: dict[tuple[int, str], LogHistogram] = {}
-        for f in TAIL_FIELDS:
+        for f in HIST_FIELDS:
             for slot, pair in enumerate(self.hists[f]):
                 if pair is not None:
                     control[(slot, f)] = pair[ARM_CONTROL]
-                    self.hists[f][slot] = [LogHistogram(HIST_ACCURACY), LogHistogram(HIST_ACCURACY)]
+                    self.hists[f][slot] = [new_hist(f), new_hist(f)]
         self.counts[:, ARM_CANARY] = 0
         self.moments[:, ARM_CANARY] = 0
         for arr in self.quality.values():

@@ -1,8 +1,9 @@
 """Cumulative canary-vs-control comparisons of mean-type metrics (rates included), per cohort slot.
 
 Each :class:`MeanTest` holds one metric's verdict state per slot (the state every check of that metric
-shares: the onset and post-rollout CUSUMs mark it regressed too, and regressed is sticky), its mixing
-scale τ² (fixed at the slot's first evaluation) and its α shares. After every batch all slots of a
+shares: the onset and post-rollout detectors mark it regressed too, and regressed is sticky), its
+mixing scale τ² (fixed at the slot's first evaluation) and reads its α per slot from the rollout's
+budget (:mod:`rollguard.detect.budget`). After every batch all slots of a
 metric are decided at once by :func:`slot_states`, the vectorised twin of
 :func:`~rollguard.detect.comparisons.compare_means`; only slots whose state changed are re-read one by
 one for their evidence. Half of each test's α goes to this cumulative interval, half to its change
@@ -20,6 +21,7 @@ import numpy.typing as npt
 
 from rollguard.detect.arrays import ArmRead
 from rollguard.detect.batch_columns import FloatArray
+from rollguard.detect.budget import AlphaBudget
 from rollguard.detect.comparisons import (
     ArmSummary,
     absolute_margin,
@@ -41,16 +43,20 @@ NOT_READ: Final = -1  # a slot never decided yet
 
 @dataclass(slots=True)
 class MeanTest:
-    """One mean-type metric across cohort slots: verdict state codes, τ² and α shares."""
+    """One mean-type metric across cohort slots: verdict state codes, τ², and the budget of its α."""
 
     spec: MetricSpec
     state: npt.NDArray[np.int8]  # STATE_CODE per slot, NOT_READ before the first decision
     tau2: FloatArray  # NaN until the slot is first decided
-    alpha_whole: float  # this test's share of α for the whole-rollout cohort ...
-    alpha_segment: float  # ... and for each segment cohort
+    budget: AlphaBudget
 
     def alpha(self, slot: int) -> float:
-        return self.alpha_whole if slot == 0 else self.alpha_segment
+        """The test's α in one slot (cumulative test and change detector together)."""
+        return self.budget.alpha(self.spec, slot)
+
+    def alphas(self) -> FloatArray:
+        """:meth:`alpha` of every slot."""
+        return self.budget.alphas(self.spec, self.state.size)
 
     def previous(self, slot: int) -> str | None:
         code = int(self.state[slot])
@@ -69,9 +75,8 @@ class MeanTests:
     def __init__(self) -> None:
         self.tests: dict[str, MeanTest] = {}
 
-    def add(self, spec: MetricSpec, alphas: tuple[float, float], cap: int) -> MeanTest:
-        whole, segment = alphas
-        test = MeanTest(spec, np.full(cap, NOT_READ, dtype=np.int8), np.full(cap, np.nan), whole, segment)
+    def add(self, spec: MetricSpec, budget: AlphaBudget, cap: int) -> MeanTest:
+        test = MeanTest(spec, np.full(cap, NOT_READ, dtype=np.int8), np.full(cap, np.nan), budget)
         self.tests[spec.name] = test
         return test
 
@@ -104,8 +109,7 @@ class MeanTests:
         fresh = ok & np.isnan(test.tau2)
         for slot in np.flatnonzero(fresh).tolist():
             test.tau2[slot] = contrast_scale(spec, float(mean_c[slot])) ** 2
-        new = slot_states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, test.tau2,
-                          test.alpha_whole / 2, test.alpha_segment / 2)  # fmt: skip
+        new = slot_states(spec, n_t, mean_t, var_t, n_c, mean_c, var_c, test.tau2, test.alphas() / 2)
         new = np.where(test.state == REGRESSED, test.state, new)
         out: list[SlotChange] = []
         for slot in np.flatnonzero(ok & (new != test.state)).tolist():
@@ -170,12 +174,12 @@ class MeanTests:
         cls,
         state: dict[str, dict[str, Any]],
         specs: dict[str, MetricSpec],
-        alphas: dict[str, tuple[float, float]],
+        budget: AlphaBudget,
     ) -> MeanTests:
-        """Rebuild under the same config: ``specs``/``alphas`` by name for every test in ``state``."""
+        """Rebuild under the same config: ``specs`` by name for every test in ``state``."""
         tests = cls()
         for name, saved in state.items():
-            test = tests.add(specs[name], alphas[name], len(saved["state"]))
+            test = tests.add(specs[name], budget, len(saved["state"]))
             test.state = np.asarray(saved["state"], dtype=np.int8)
             test.tau2 = np.asarray([math.nan if x is None else x for x in saved["tau2"]], dtype=np.float64)
         return tests
@@ -190,21 +194,18 @@ def slot_states(
     mean_c: FloatArray,
     var_c: FloatArray,
     tau2: FloatArray,
-    alpha_whole: float,
-    alpha_segment: float,
+    alphas: FloatArray,
 ) -> npt.NDArray[np.int8]:
     """Vectorised :func:`~rollguard.detect.comparisons.compare_means` state codes (same arms and
-    interval); slot 0 (the whole rollout) at ``alpha_whole``, the others at ``alpha_segment``."""
+    interval), each slot at its own α (slots without one are left undecided)."""
     s = 1.0 if spec.higher_is_worse else -1.0
     lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
     m = absolute_margin(spec)
     t2 = np.where(np.isnan(tau2), 1.0, tau2)
     mt, mc, vc = s * mean_t, s * lam * mean_c, lam * lam * var_c
-    lo = np.empty(n_t.shape)
-    hi = np.empty(n_t.shape)
-    w, g = slice(0, 1), slice(1, None)
-    lo[w], hi[w] = difference_cs_many(mt[w], var_t[w], n_t[w], mc[w], vc[w], n_c[w], alpha_whole, t2[w])
-    lo[g], hi[g] = difference_cs_many(mt[g], var_t[g], n_t[g], mc[g], vc[g], n_c[g], alpha_segment, t2[g])
+    has = alphas > 0
+    lo, hi = difference_cs_many(mt, var_t, n_t, mc, vc, n_c, np.where(has, alphas, 0.5), t2)
+    lo, hi = np.where(has, lo, -np.inf), np.where(has, hi, np.inf)
     out = np.zeros(n_t.shape, dtype=np.int8)
     out[lo - m > 0] = STATE_CODE[VerdictState.REGRESSED]
     out[hi - m < 0] = STATE_CODE[VerdictState.NON_INFERIOR]

@@ -3,10 +3,11 @@
 Each concern lives in a module of its own with its own state: the open batch (:mod:`.batching`),
 cohort membership (:mod:`.membership`), the per-slot statistics (:mod:`.arrays`), the phase and
 promotion (:mod:`.phase`), the cumulative mean and tail comparisons (:mod:`.mean_tests`,
-:mod:`.tail_tests`), the onset CUSUMs (:mod:`.onset_checks`), baseline drift and post-rollout
-change (:mod:`.baseline_drift`), the sample ratio (:mod:`.sample_ratio`) and the α budget
-(:mod:`.budget`). The monitor only runs them in order when a batch closes, names the cohorts of what
-they found, and assembles their saved state (a stored format: :data:`STATE_LAYOUT`) and their
+:mod:`.tail_tests`), the onset detectors (:mod:`.onset_checks`), baseline drift and post-rollout
+change (:mod:`.baseline_drift`), the sample ratio of units and of requests (:mod:`.sample_ratio`)
+and the α budget (:mod:`.budget`, which gives each new cohort its share by traffic when it is
+created). The monitor only runs them in order when a batch closes, names the cohorts of what they
+found, and assembles their saved state (a stored format: :data:`STATE_LAYOUT`) and their
 dashboard views (:meth:`RolloutMonitor.snapshot`). Everything it decides is a function of the events.
 """
 
@@ -19,11 +20,12 @@ import numpy.typing as npt
 import orjson
 
 from rollguard.detect.arrays import ArmRead, BatchArrays, RolloutArrays
-from rollguard.detect.baseline_drift import BaselineWatch
+from rollguard.detect.baseline_drift import BaselineValues, BaselineWatch
 from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL, EventColumns
 from rollguard.detect.batching import OpenBatch
 from rollguard.detect.budget import AlphaBudget
 from rollguard.detect.drift import grid_updates
+from rollguard.detect.excess import ExcessTests
 from rollguard.detect.mean_tests import MeanTest, MeanTests
 from rollguard.detect.membership import CohortMembership
 from rollguard.detect.onset_checks import MeanOnset, TailOnset
@@ -40,8 +42,8 @@ from rollguard.settings.config import Config
 STATE_LAYOUT: Final = (
     "v", "rollout_id", "phase", "promoted_at", "last_control_ts", "canary_run", "dims", "cap", "counts",
     "moments", "quality", "hists", "buffer", "batch_start", "batch_end_ts", "watermark", "canary_variant",
-    "counters", "registry", "tests", "tail_state", "tail_onset", "srm", "health", "units", "baseline",
-    "baseline_hists",
+    "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "excess", "srm", "health",
+    "units", "srm_requests", "baseline", "baseline_hists",
 )  # fmt: skip
 
 
@@ -72,7 +74,10 @@ class RolloutMonitor:
         self.baselines = BaselineWatch(eng)
         self.tails = TailTests([m for m in config.metrics if m.enabled and m.kind == "quantile"], self.budget)
         self.tail_onset = TailOnset.for_tails(self.tails, self.onset_horizon, grid, self.arrays.cap)
-        self.sample_ratio = SampleRatio(config.srm_alpha, rollout.canary_weight, eng.unit_filter_bits)
+        self.excess = ExcessTests()
+        self.sample_ratio = SampleRatio(
+            config.srm_alpha, rollout.canary_weight, eng.unit_filter_bits, config.srm_request_alpha
+        )
         for spec in config.metrics:
             if spec.enabled and spec.kind in ("rate", "mean"):
                 self._add_mean_test(spec)
@@ -93,10 +98,18 @@ class RolloutMonitor:
 
     @property
     def _per_slot(self) -> tuple[PerSlot, ...]:
-        return self.arrays, self.means, self.mean_onset, self.baselines, self.tails, self.tail_onset
+        return (
+            self.arrays,
+            self.means,
+            self.mean_onset,
+            self.baselines,
+            self.tails,
+            self.tail_onset,
+            self.excess,
+        )
 
     def _add_mean_test(self, spec: MetricSpec) -> None:
-        test = self.means.add(spec, self.budget.of(spec), self.arrays.cap)
+        test = self.means.add(spec, self.budget, self.arrays.cap)
         self.mean_onset.add(test, self.arrays.cap)
         self.baselines.add(test, self.arrays.cap)
 
@@ -130,7 +143,9 @@ class RolloutMonitor:
         found: list[SlotChange] = []
         if reason := self.lifecycle.promotion_due(cols, now):
             found += self._promote(now, reason)
+        taken = self.membership.slots_taken
         rows, members, touched = self.membership.of_batch(cols, now)
+        self._assign_budget(taken, rows, len(cols))
         if (needed := self.membership.slots_taken) > self.arrays.cap:  # capacity doubles: few reallocations
             cap = max(needed, self.arrays.cap * 2)
             for concern in self._per_slot:
@@ -147,14 +162,25 @@ class RolloutMonitor:
                                             eng.min_samples)  # fmt: skip
         self.arrays.add(batch, touched)
         if not post:
-            found += self.sample_ratio.update(cols)
+            found += self.sample_ratio.update(cols, now)
         if not self.lifecycle.evaluation_over(now, eng.post_rollout_period_s):
-            found += self._evaluate(now, live, batch)
+            found += self._evaluate(now, live, batch, BaselineValues(rows, members, continuous))
         out = self.membership.name(now, self.rollout_id, self.phase, found)
         for slot in self.membership.expire(now, eng.cohort_ttl_s):
             for concern in self._per_slot:
                 concern.forget(slot)
         return out
+
+    def _assign_budget(self, taken: int, rows: npt.NDArray[np.int64], events: int) -> None:
+        """Give the slots created by this batch their share of the α budget, by their share of its
+        events among the partitions of the traffic known now (dimensions and groupings)."""
+        created = self.membership.slots_taken
+        if created <= taken:
+            return
+        per_slot = np.bincount(rows // 2, minlength=created)
+        partitions = len(self.membership.dims) + len(self.cfg.segments.groupings)
+        for slot in range(max(taken, 1), created):
+            self.budget.assign(slot, float(per_slot[slot]) / max(events, 1), partitions)
 
     def _arms(self, test: MeanTest) -> tuple[ArmRead, ArmRead | None]:
         """A test's canary, and what it is compared with: the control, or the baseline frozen at promotion."""
@@ -163,8 +189,10 @@ class RolloutMonitor:
             return canary, self.lifecycle.baseline_of(test.spec.name, self.arrays.cap)
         return canary, self.arrays.read(test.spec, ARM_CONTROL)
 
-    def _evaluate(self, now: float, live: npt.NDArray[np.bool_], batch: BatchArrays) -> list[SlotChange]:
-        """Every cumulative test, each mean metric followed by its baseline CUSUM; then the tails."""
+    def _evaluate(
+        self, now: float, live: npt.NDArray[np.bool_], batch: BatchArrays, values: BaselineValues
+    ) -> list[SlotChange]:
+        """Every cumulative test, each mean metric followed by its baseline chart; then the tails."""
         min_n, post = self.cfg.engine.min_samples, self.lifecycle.post
         found: list[SlotChange] = []
         for test in self.means.tests.values():
@@ -173,20 +201,25 @@ class RolloutMonitor:
                 continue
             found += self.means.evaluate(test, live, canary, control, min_n)
             if post:
-                found += self.baselines.update_post(test, now, live, batch, canary[0])
+                found += self.baselines.update_post(test, now, live, batch, values, canary[0])
             else:
-                found += self.baselines.update_drift(test, now, live, batch, control, self.membership.live())
+                found += self.baselines.update_drift(
+                    test, now, live, batch, values, control, self.arrays.hists, self.membership.live()
+                )
         baseline = self.lifecycle.baseline_hists if post else None
-        return found + self.tails.evaluate(live, self.arrays.hists, baseline, min_n)
+        found += self.tails.evaluate(live, self.arrays.hists, baseline, min_n)
+        return found + self.excess.update(self.means, self._arms, live, min_n)
 
     def _promote(self, now: float, reason: str) -> list[SlotChange]:
         """Freeze each cohort's control statistics as its baseline; the canary starts afresh."""
         self.lifecycle.enter_post_rollout(now)
+        frozen = self.arrays.control_hists()
         for name, test in self.means.tests.items():
             control = self.arrays.read(test.spec, ARM_CONTROL)
             self.lifecycle.freeze(name, control)
-            self.baselines.arm_post(test, control, self.membership.slots_taken)
+            self.baselines.arm_post(test, control, self.membership.slots_taken, frozen)
         self.means.restart()
+        self.excess.restart()
         self.lifecycle.freeze_hists(self.arrays.restart_canary())
         self.tails.restart()
         evidence = {"reason": reason, "baseline_cohorts": self.membership.slots_taken}
@@ -224,9 +257,11 @@ class RolloutMonitor:
         parts = {
             "v": 1, "rollout_id": self.rollout_id, "canary_variant": self.canary_variant,
             "counters": self.counters, **self.lifecycle.to_state(), **self.membership.to_state(),
+            "budget": self.budget.to_state(),
             **self.arrays.to_state(), **self.batch.to_state(), **self.sample_ratio.to_state(),
             "tests": {name: {**means[name], **banks[name], "onset": onset[name]} for name in means},
             "tail_state": self.tails.to_state(), "tail_onset": self.tail_onset.to_state(),
+            "excess": self.excess.to_state(),
         }  # fmt: skip
         assert len(parts) == len(STATE_LAYOUT)
         return {key: parts[key] for key in STATE_LAYOUT}
@@ -245,17 +280,19 @@ class RolloutMonitor:
         mon.membership = CohortMembership.from_state(state, config.segments, eng.max_cohorts_per_rollout)
         mon.arrays = RolloutArrays.from_state(state, eng.max_quality_keys)
         mon.arrays.quality_keys_refused = counters["quality_keys_refused"]
+        mon.budget.load(state["budget"])
         mon.lifecycle = RolloutPhase.from_state(
             state, rollout.phase, eng.promotion_silence_s, eng.min_samples
         )
         specs = {t.spec.name: t.spec for t in mon.means.tests.values()}
         specs |= {s.name: s for s in map(config.quality_spec, mon.arrays.quality)}
-        mon.means = MeanTests.from_state(tests, specs, {name: mon.budget.of(s) for name, s in specs.items()})
+        mon.means = MeanTests.from_state(tests, specs, mon.budget)
         mon.mean_onset = MeanOnset.from_state({n: t["onset"] for n, t in tests.items()}, mon.onset_horizon,
                                               eng.cusum_grid_s)  # fmt: skip
         mon.baselines = BaselineWatch.from_state(tests, eng)
         mon.tails = TailTests.from_state(state["tail_state"], mon.tails.specs, mon.budget)
         mon.tail_onset = TailOnset.from_state(state["tail_onset"])
+        mon.excess = ExcessTests.from_state(state["excess"], mon.arrays.cap)
         mon.sample_ratio = SampleRatio.from_state(state, config.srm_alpha, rollout.canary_weight,
-                                                  eng.unit_filter_bits)  # fmt: skip
+                                                  eng.unit_filter_bits, config.srm_request_alpha)  # fmt: skip
         return mon

@@ -2,7 +2,7 @@
 
 The cumulative confidence sequence answers "is the canary worse, on everything seen so far?"; a
 regression that starts at minute 10 of a 30-minute canary is diluted there by the minutes before it.
-This detector watches the *recent* evidence instead: a one-sided CUSUM of the per-batch paired
+This detector watches the *recent* evidence instead: change detection on the per-batch paired
 contrast
 
     d_b = s·x̄_canary,b − s·λ·x̄_control,b − m        (λ = 1 + s·r)
@@ -23,25 +23,36 @@ Two likelihoods, chosen by what is observed:
   contributes (δ_k·d − δ_k²/2) / v with d the paired contrast above and v = σ²·(1/n_t + λ²/n_c), σ² the
   larger of the arms' running variances and the block's own pooled variance.
 
-For each alternative k (step·{1, 2, 4, 8}), S_k ← max(0, S_k + llr_k); an alarm when any S_k reaches
-h = log(K·H/α): with H the horizon in updates, a union over the K alternatives and the H possible
-start times of Ville's inequality keeps P(false alarm within the horizon) ≤ α (exactly for the counts
-given the plug-in control rate; asymptotically for the block means — the A/A benchmark checks both).
+The detector is a Shiryaev–Roberts mixture e-detector over the alternatives step·{1, 2, 4, 8}
+(:class:`~rollguard.stats.change_detector.MixtureChangeDetector`): each alternative's statistic sums
+the likelihood ratios of every possible start, the alternatives are averaged, and an alarm comes when
+the average reaches H/α, h = log(H/α) with H the horizon in updates. That bounds the probability of
+a false alarm within the horizon by α (exactly for the counts given the plug-in control rate;
+asymptotically for the block means — the A/A benchmark checks both), and it alarms no later than a
+CUSUM that pays a union over starts *and* alternatives (h = log(K·H/α)): the change-point union is
+paid once. The cohort's α is its share of the test's budget (:mod:`rollguard.detect.budget`: by
+traffic share), half of it here.
 
 **The update grid.** The union is over *updates*, so H must count them honestly. Batches close at a
 traffic-dependent pace (every ``batch_seconds`` at high traffic, up to ``max_batch_seconds`` at low),
 so the detector does not update per batch: each batch's log-likelihood ratios are added to a pending
-sum per slot and alternative, and the pending sums are folded into S (and S compared with h) at most
-once per cell of a fixed event-time grid of ``step_s`` seconds (cell = ⌊now / step_s⌋), at the first
-batch that closes in a new cell. Summing the per-batch ratios of a cell is exact: each is a
-conditional likelihood ratio given everything before it (the plug-in control rate, the tail
-threshold and the block variance are read before the batch joins the running statistics), so the
-product over a cell is again a non-negative supermartingale increment under H0, and the CUSUM over
-cells is a CUSUM of those increments. Within ``horizon_s`` seconds of event time there are at most
-H = ⌊horizon_s / step_s⌋ + 1 updates, and that is the H in h. Mean blocks complete only at a grid
-update, for the same reason.
-References: Page (1954), "Continuous inspection schemes"; Lorden (1971); Shin, Ramdas & Rinaldo
-(2022), "E-detectors" (arXiv:2203.03532) for the union-over-starts bound with several alternatives.
+sum per slot and alternative, and the pending sums are folded into the statistics at most once per
+cell of a fixed event-time grid of ``step_s`` seconds (cell = ⌊now / step_s⌋), at the first batch
+that closes in a new cell. Summing the per-batch ratios of a cell is exact: each is a conditional
+likelihood ratio given everything before it (the plug-in control rate, the tail threshold and the
+block variance are read before the batch joins the running statistics), so the product over a cell
+is again a non-negative supermartingale increment under H0. Within ``horizon_s`` seconds of event
+time there are at most H = ⌊horizon_s / step_s⌋ + 1 updates, and that is the H in h. Mean blocks
+complete only at a grid update, for the same reason.
+
+**The window that decided.** Each update also brings the counts behind it (requests and events or
+values per arm); they are summed over the leading alternative's CUSUM window (the updates since its
+CUSUM was last at zero), so an alarm quotes the recent canary against the recent control of that
+window — what decided — rather than the cumulative figures the regression is diluted in.
+
+References: Page (1954), "Continuous inspection schemes"; Lorden (1971); Shiryaev (1963) and Roberts
+(1966) for the Shiryaev–Roberts statistic; Shin, Ramdas & Rinaldo (2022), "E-detectors"
+(arXiv:2203.03532) for e-detectors with several alternatives.
 """
 
 from __future__ import annotations
@@ -52,61 +63,61 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from rollguard.stats.change_detector import MixtureChangeDetector, mixture_threshold
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 MULTIPLIERS: Final = np.array([1.0, 2.0, 4.0, 8.0])
+# Per update and slot: canary n, canary sum (events or values), control n, control sum.
+OBS_WIDTH: Final = 4
 
 
-class PairedCusum:
-    """Paired-contrast CUSUMs for one metric across cohort slots, with a few alternatives each.
+class PairedChangeDetector:
+    """Paired-contrast change detection for one metric across cohort slots, with a few alternatives.
 
     Evidence is folded on an event-time grid of ``step_s`` seconds (see the module docstring): pass
     the batch's event time ``now`` to :meth:`update_llr` / :meth:`update`, and gate block completion
     with :meth:`due`. ``horizon_updates`` is the H of the threshold: build it with
     :func:`rollguard.detect.drift.grid_updates` from the horizon in seconds and the same ``step_s``.
+    Each call takes the slots' α (``alphas``, from the budget): the threshold is log(H/α) per slot.
     """
 
-    def __init__(
-        self,
-        capacity: int,
-        horizon_updates: float,
-        alpha_whole: float,
-        alpha_segment: float,
-        step_s: float = 0.0,
-    ) -> None:
-        """Slot 0 (the whole rollout) spends ``alpha_whole``; every other slot ``alpha_segment``.
-
-        ``step_s = 0`` folds every call at once (one update per call: H must then count calls).
-        """
-        scale = MULTIPLIERS.size * max(horizon_updates, 1.0)
-        self.threshold_whole = math.log(scale / alpha_whole)
-        self.threshold = math.log(scale / alpha_segment)
+    def __init__(self, capacity: int, horizon_updates: float, step_s: float = 0.0) -> None:
+        """``step_s = 0`` folds every call at once (one update per call: H must then count calls)."""
+        self.horizon = float(horizon_updates)
         self.step_s = float(step_s)
         self.last_cell = -math.inf  # grid cell of the last fold
-        self.stat = np.zeros((capacity, MULTIPLIERS.size))
-        self.pending = np.zeros((capacity, MULTIPLIERS.size))  # log LRs not yet folded into stat
+        self.sr = MixtureChangeDetector(capacity, MULTIPLIERS.size, OBS_WIDTH)
+        self.pending = np.zeros((capacity, MULTIPLIERS.size))  # log LRs not yet folded
+        self.pending_obs = np.zeros((capacity, OBS_WIDTH))  # their counts and sums
         self.waiting = np.zeros(capacity, dtype=bool)  # slots with pending evidence
         self.alarm = np.zeros(capacity, dtype=bool)
-        self.batches = np.zeros(capacity, dtype=np.int64)  # folds (updates) per slot
+        self.updates = np.zeros(capacity, dtype=np.int64)  # folds per slot
         self.block = np.zeros((capacity, 2, 3))  # pending block sums per arm: n, Σx, Σx²
 
     def grow(self, capacity: int) -> None:
         pad = capacity - self.alarm.size
         if pad > 0:
-            self.stat = np.concatenate([self.stat, np.zeros((pad, MULTIPLIERS.size))])
+            self.sr.grow(capacity)
             self.pending = np.concatenate([self.pending, np.zeros((pad, MULTIPLIERS.size))])
+            self.pending_obs = np.concatenate([self.pending_obs, np.zeros((pad, OBS_WIDTH))])
             self.waiting = np.concatenate([self.waiting, np.zeros(pad, dtype=bool)])
             self.alarm = np.concatenate([self.alarm, np.zeros(pad, dtype=bool)])
-            self.batches = np.concatenate([self.batches, np.zeros(pad, dtype=np.int64)])
+            self.updates = np.concatenate([self.updates, np.zeros(pad, dtype=np.int64)])
             self.block = np.concatenate([self.block, np.zeros((pad, 2, 3))])
 
     def reset(self, slot: int) -> None:
-        self.stat[slot] = 0.0
+        self.sr.reset(slot)
         self.pending[slot] = 0.0
+        self.pending_obs[slot] = 0.0
         self.waiting[slot] = False
         self.alarm[slot] = False
-        self.batches[slot] = 0
+        self.updates[slot] = 0
         self.block[slot] = 0.0
+
+    def threshold(self, alphas: FloatArray) -> FloatArray:
+        """log(H/α) per slot (+inf where a slot has no α)."""
+        return mixture_threshold(self.horizon, alphas)
 
     def cell(self, now: float) -> float:
         return math.floor(now / self.step_s) if self.step_s > 0 else math.inf
@@ -132,77 +143,87 @@ class PairedCusum:
         contrast: FloatArray,
         variance: FloatArray,
         step: FloatArray,
+        obs: FloatArray,
         now: float,
+        alphas: FloatArray,
     ) -> BoolArray:
-        """Fold one block: oriented contrasts ``d_b``, their variances ``v_b`` and the margin ``step``
-        per slot (only where ``use``); returns the slots that alarmed."""
+        """Fold one block: oriented contrasts ``d_b``, their variances ``v_b``, the margin ``step`` and
+        the block's counts and sums ``obs`` per slot (only where ``use``); returns new alarms."""
         delta = step[:, None] * MULTIPLIERS[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             llr = (delta * contrast[:, None] - 0.5 * delta * delta) / variance[:, None]
-        return self.update_llr(use, llr, now)
+        return self.update_llr(use, llr, obs, now, alphas)
 
-    def update_llr(self, use: BoolArray, llr: FloatArray, now: float) -> BoolArray:
-        """Add per-slot log-likelihood ratios (cap, K), one per alternative, to the pending sums and
-        fold them if the grid allows an update at ``now``; returns new alarms."""
+    def update_llr(
+        self, use: BoolArray, llr: FloatArray, obs: FloatArray, now: float, alphas: FloatArray
+    ) -> BoolArray:
+        """Add per-slot log-likelihood ratios (cap, K), one per alternative, and the batch's counts and
+        sums (cap, 4) to the pending sums; fold them if the grid allows an update at ``now``; returns
+        the slots that alarmed."""
         if use.any():
-            llr = np.where(use[:, None] & np.isfinite(llr), llr, 0.0)
-            self.pending += llr
+            self.pending += np.where(use[:, None] & np.isfinite(llr), llr, 0.0)
+            self.pending_obs += np.where(use[:, None], obs, 0.0)
             self.waiting |= use
         if not self.due(now) or not self.waiting.any():
             return np.zeros_like(self.alarm)
         self.last_cell = self.cell(now)
         folded = self.waiting
-        self.stat = np.maximum(0.0, self.stat + self.pending)
-        self.batches += folded
+        log_m = self.sr.fold(folded, self.pending, self.pending_obs)
+        self.updates += folded
         self.pending[:] = 0.0
+        self.pending_obs[:] = 0.0
         self.waiting = np.zeros_like(self.waiting)
-        threshold = np.full(self.alarm.size, self.threshold)
-        threshold[0] = self.threshold_whole
-        fired: BoolArray = folded & ~self.alarm & (self.stat.max(axis=1) >= threshold)
+        fired: BoolArray = folded & ~self.alarm & (log_m >= self.threshold(alphas))
         self.alarm |= fired
         return fired
 
-    def evidence(self, slot: int, step: float) -> dict[str, Any]:
-        k = int(np.argmax(self.stat[slot]))
+    def evidence(self, slot: int, step: float, alpha: float) -> dict[str, Any]:
+        """Why a slot alarmed: the statistic against its threshold, the leading alternative, and the
+        recent window's counts and estimates (``recent_*``; canary then control)."""
+        k = self.sr.leading(slot)
+        n_t, s_t, n_c, s_c = self.sr.window_of(slot).tolist()
         return {
-            "method": "paired-cusum",
+            "method": "paired-sr-mixture",
             "window": "recent",
-            "statistic": float(self.stat[slot, k]),
-            "threshold": self.threshold_whole if slot == 0 else self.threshold,
+            "statistic": float(self.sr.log_m[slot]),
+            "threshold": float(self.threshold(np.array([alpha]))[0]),
             "alternative": float(step * MULTIPLIERS[k]),
-            "batches": int(self.batches[slot]),
+            "updates": int(self.updates[slot]),
             "grid_s": self.step_s,
+            "recent_s": self.sr.span_of(slot) * self.step_s,
+            "recent_n_canary": int(n_t),
+            "recent_n_control": int(n_c),
+            "recent_canary": s_t / n_t if n_t > 0 else math.nan,
+            "recent_control": s_c / n_c if n_c > 0 else math.nan,
         }
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "threshold_whole": self.threshold_whole,
-            "threshold": self.threshold,
+            "horizon": self.horizon,
             "step_s": self.step_s,
             "last_cell": _finite_or_none(self.last_cell),
-            "stat": self.stat.tolist(),
+            "sr": self.sr.to_state(),
             "pending": self.pending.tolist(),
+            "pending_obs": self.pending_obs.tolist(),
             "waiting": self.waiting.tolist(),
             "alarm": self.alarm.tolist(),
-            "batches": self.batches.tolist(),
+            "updates": self.updates.tolist(),
             "block": self.block.tolist(),
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PairedCusum:
+    def from_state(cls, state: dict[str, Any]) -> PairedChangeDetector:
         cap = len(state["alarm"])
-        obj = cls(cap, 1.0, 0.5, 0.5, float(state.get("step_s", 0.0)))
-        obj.threshold_whole = float(state["threshold_whole"])
-        obj.threshold = float(state["threshold"])
+        obj = cls(cap, float(state["horizon"]), float(state["step_s"]))
         last = state.get("last_cell")
         # A grid cell is a whole number: restored as one, a state saves to the same bytes again.
         obj.last_cell = -math.inf if last is None else int(last)
-        obj.stat = np.asarray(state["stat"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
-        if "pending" in state:
-            obj.pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
-            obj.waiting = np.asarray(state["waiting"], dtype=bool)
+        obj.sr = MixtureChangeDetector.from_state(state["sr"], MULTIPLIERS.size, OBS_WIDTH)
+        obj.pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, MULTIPLIERS.size)
+        obj.pending_obs = np.asarray(state["pending_obs"], dtype=np.float64).reshape(-1, OBS_WIDTH)
+        obj.waiting = np.asarray(state["waiting"], dtype=bool)
         obj.alarm = np.asarray(state["alarm"], dtype=bool)
-        obj.batches = np.asarray(state["batches"], dtype=np.int64)
+        obj.updates = np.asarray(state["updates"], dtype=np.int64)
         obj.block = np.asarray(state["block"], dtype=np.float64).reshape(-1, 2, 3)
         return obj
 

@@ -1,6 +1,6 @@
-"""Onset checks of the canary phase: each metric's paired CUSUM fed from every closed batch.
+"""Onset checks of the canary phase: each metric's paired change detector fed from every closed batch.
 
-The statistic is :class:`~rollguard.detect.onset.PairedCusum` (see :mod:`rollguard.detect.onset` for
+The statistic is :class:`~rollguard.detect.onset.PairedChangeDetector` (see :mod:`rollguard.detect.onset` for
 why it catches a regression that starts mid-canary and why a shift that hits both arms cancels). This
 module turns a batch into its evidence, before the batch joins the running statistics (the plug-in
 control rate, the tail threshold and the block variance are read first, so each increment is a
@@ -10,7 +10,8 @@ conditional likelihood ratio):
   running rate (rates), or blocks of at least ``BLOCK_MIN`` values per arm (means);
 - :class:`TailOnset`, tails: exceedances of the control's quantile, counted exactly, event by event.
 
-An alarm marks the metric regressed in that cohort (sticky), with half of the test's α.
+An alarm marks the metric regressed in that cohort (sticky), with half of the test's α in that cohort,
+and its evidence quotes the recent window that decided: canary and control over the same seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rollguard.detect.arrays import BatchArrays, RolloutArrays
 from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL, FloatArray, IntArray
 from rollguard.detect.comparisons import absolute_margin
 from rollguard.detect.mean_tests import REGRESSED, MeanTest, MeanTests
-from rollguard.detect.onset import MULTIPLIERS, PairedCusum, split_llr
+from rollguard.detect.onset import MULTIPLIERS, PairedChangeDetector, split_llr
 from rollguard.detect.slot_change import SlotChange, round_evidence
 from rollguard.detect.tail_tests import TailTests
 
@@ -35,17 +36,15 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 class MeanOnset:
-    """The paired onset CUSUM of every mean-type metric, by metric name."""
+    """The paired onset detector of every mean-type metric, by metric name."""
 
     def __init__(self, horizon_updates: float, grid_s: float) -> None:
         self.horizon = horizon_updates
         self.grid_s = grid_s
-        self.banks: dict[str, PairedCusum] = {}
+        self.banks: dict[str, PairedChangeDetector] = {}
 
     def add(self, test: MeanTest, cap: int) -> None:
-        self.banks[test.spec.name] = PairedCusum(
-            cap, self.horizon, test.alpha_whole / 2, test.alpha_segment / 2, self.grid_s
-        )
+        self.banks[test.spec.name] = PairedChangeDetector(cap, self.horizon, self.grid_s)
 
     def grow(self, cap: int) -> None:
         for bank in self.banks.values():
@@ -81,27 +80,32 @@ class MeanOnset:
             lam = 1.0 + s * (spec.margin if spec.relative else 0.0)
             m_abs = absolute_margin(spec)
             step = np.sqrt(np.where(np.isnan(t.tau2), 1.0, t.tau2))
+            alphas = t.alphas() / 2
             if spec.kind == "rate":
                 # How this batch's events split between the arms, given the control's running rate.
                 p_c = (mean_c * n_c + 1.0) / (n_c + 2.0)
                 base = lam * p_c + m_abs
                 r0 = base / p_c
                 r_alt = (base[:, None] + step[:, None] * MULTIPLIERS[None, :]) / p_c[:, None]
-                fired = bank.update_llr(use, split_llr(kt, kc, nt_b, nc_b, r0, r_alt), now)
+                obs = np.stack([nt_b, kt, nc_b, kc], axis=1)
+                fired = bank.update_llr(use, split_llr(kt, kc, nt_b, nc_b, r0, r_alt), obs, now, alphas)
             else:
                 ready = bank.add_to_block(use, batch.sums(spec), BLOCK_MIN, now)
                 if not ready.any():
                     continue
                 contrast, variance = _block_contrast(bank.block, s, lam, m_abs, var_t, var_c)
-                fired = bank.update(ready, contrast, variance, step, now)
+                block = bank.block
+                obs = np.stack([block[:, ARM_CANARY, 0], block[:, ARM_CANARY, 1], block[:, ARM_CONTROL, 0],
+                                block[:, ARM_CONTROL, 1]], axis=1)  # fmt: skip
+                fired = bank.update(ready, contrast, variance, step, obs, now, alphas)
                 bank.clear_block(ready)
             for slot in np.flatnonzero(fired).tolist():
                 prev = t.mark_regressed(slot)
-                ev = bank.evidence(slot, float(step[slot]))
+                ev = bank.evidence(slot, float(step[slot]), float(alphas[slot]))
                 ev.update({
                     "n_control": int(n_c[slot]), "n_canary": int(n_t[slot]),
                     "control": float(mean_c[slot]), "canary": float(mean_t[slot]),
-                    "alpha": t.alpha(slot) / 2, "margin": spec.margin,
+                    "alpha": float(alphas[slot]), "margin": spec.margin,
                     "margin_relative": spec.relative,
                 })  # fmt: skip
                 out.append(SlotChange("verdict", slot, name, "regressed", prev, round_evidence(ev)))
@@ -113,7 +117,7 @@ class MeanOnset:
     @classmethod
     def from_state(cls, state: dict[str, dict[str, Any]], horizon_updates: float, grid_s: float) -> MeanOnset:
         onset = cls(horizon_updates, grid_s)
-        onset.banks = {name: PairedCusum.from_state(saved) for name, saved in state.items()}
+        onset.banks = {name: PairedChangeDetector.from_state(saved) for name, saved in state.items()}
         return onset
 
 
@@ -138,7 +142,7 @@ def _block_contrast(
 
 
 class TailOnset:
-    """The paired onset CUSUM of every tail metric on exceedances, by metric name.
+    """The paired onset detector of every tail metric on exceedances, by metric name.
 
     Per batch, canary responses above T = (1 + r)·q̂_p(control) + m against control responses above
     q̂_p(control): under "canary tail no worse than the margin" the canary exceeds T no more often than
@@ -150,17 +154,14 @@ class TailOnset:
     Alternatives: exceedance ratios 1 + 0.5·{1, 2, 4, 8}.
     """
 
-    def __init__(self, banks: dict[str, PairedCusum]) -> None:
+    def __init__(self, banks: dict[str, PairedChangeDetector]) -> None:
         self.banks = banks
 
     @classmethod
     def for_tails(cls, tails: TailTests, horizon_updates: float, grid_s: float, cap: int) -> TailOnset:
-        """One CUSUM per tail metric, each at half the tail's α (the other half: its cumulative test)."""
-        banks = {}
-        for spec in tails.specs:
-            whole, segment = tails.alphas[spec.name]
-            banks[spec.name] = PairedCusum(cap, horizon_updates, whole / 2, segment / 2, grid_s)
-        return cls(banks)
+        """One detector per tail metric, each at half the tail's α (the other half: its cumulative
+        test)."""
+        return cls({spec.name: PairedChangeDetector(cap, horizon_updates, grid_s) for spec in tails.specs})
 
     def grow(self, cap: int) -> None:
         for bank in self.banks.values():
@@ -218,17 +219,24 @@ class TailOnset:
                 above[:, ARM_CANARY], above[:, ARM_CONTROL], n[:, ARM_CANARY], n[:, ARM_CONTROL],
                 np.ones(cap), r_alt,
             )  # fmt: skip
-            fired = bank.update_llr(use, llr, now)
+            obs = np.stack([n[:, ARM_CANARY], above[:, ARM_CANARY], n[:, ARM_CONTROL], above[:, ARM_CONTROL]],
+                           axis=1)  # fmt: skip
+            alphas = tails.alphas(spec, cap) / 2
+            fired = bank.update_llr(use, llr, obs, now, alphas)
             for slot in np.flatnonzero(fired).tolist():
                 pair = arrays.hists[spec.field][slot]
                 assert pair is not None
                 prev = tails.mark_regressed(slot, spec.name)
-                ev = bank.evidence(slot, 0.5)
+                ev = bank.evidence(slot, 0.5, float(alphas[slot]))
+                # The window's estimates are exceedance shares: canary above T, control above q.
+                ev["recent_exceed_canary"] = ev.pop("recent_canary")
+                ev["recent_exceed_control"] = ev.pop("recent_control")
                 ev.update({
                     "n_control": int(pair[ARM_CONTROL].count), "n_canary": int(pair[ARM_CANARY].count),
                     "control": pair[ARM_CONTROL].quantile(spec.quantile),
                     "canary": pair[ARM_CANARY].quantile(spec.quantile), "quantile": spec.quantile,
-                    "alpha": tails.alpha(slot, spec) / 2, "margin": spec.margin,
+                    "threshold_value": float(q[slot]),
+                    "alpha": float(alphas[slot]), "margin": spec.margin,
                     "margin_relative": spec.relative, "observation": "tail exceedance share",
                 })  # fmt: skip
                 out.append(SlotChange("verdict", slot, spec.name, "regressed", prev, round_evidence(ev)))
@@ -239,4 +247,4 @@ class TailOnset:
 
     @classmethod
     def from_state(cls, state: dict[str, dict[str, Any]]) -> TailOnset:
-        return cls({name: PairedCusum.from_state(saved) for name, saved in state.items()})
+        return cls({name: PairedChangeDetector.from_state(saved) for name, saved in state.items()})

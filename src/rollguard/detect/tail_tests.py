@@ -32,13 +32,16 @@ class TailTests:
 
     def __init__(self, specs: list[MetricSpec], budget: AlphaBudget) -> None:
         self.specs = specs
-        self.alphas = {spec.name: budget.of(spec) for spec in specs}
+        self.budget = budget
         self.state: dict[tuple[int, str], tuple[VerdictState, int]] = {}
 
     def alpha(self, slot: int, spec: MetricSpec) -> float:
-        """The tail's whole share of α in this slot (the cumulative test and the CUSUM take half each)."""
-        whole, segment = self.alphas[spec.name]
-        return whole if slot == 0 else segment
+        """The tail's share of α in this slot (the cumulative test and the onset detector take half
+        each)."""
+        return self.budget.alpha(spec, slot)
+
+    def alphas(self, spec: MetricSpec, cap: int) -> npt.NDArray[np.float64]:
+        return self.budget.alphas(spec, cap)
 
     def is_regressed(self, slot: int, name: str) -> bool:
         got = self.state.get((slot, name))

@@ -94,7 +94,7 @@ class Evidence:
 class VerdictChange:
     """A change of state of one check, stamped with the event time at which it happened."""
 
-    kind: str  # "verdict" | "srm" | "drift"
+    kind: str  # "verdict" | "srm" | "drift" | "excess" | "phase" | "rollout"
     ts: float
     rollout_id: str
     cohort: str

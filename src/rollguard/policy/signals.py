@@ -90,12 +90,23 @@ class Signal:
         return (self.kind, self.cohort, self.metric, self.window)
 
     # ---- evidence read-outs (None when the evidence does not say)
-    def effect(self) -> float | None:
-        """canary − control oriented so that positive is worse.
-
-        Derived from the arm means when the evidence omits it, for cumulative checks only: a short-window
-        detector reports cumulative means that the window's effect is diluted in."""
+    def recent(self) -> tuple[float, float] | None:
+        """(canary, control) estimates of the recent window that decided, when the check reports them."""
         ev = self.evidence
+        canary, control = _num(ev, "recent_canary"), _num(ev, "recent_control")
+        return None if canary is None or control is None else (canary, control)
+
+    def effect(self) -> float | None:
+        """canary − control oriented so that positive is worse: of the window that decided.
+
+        A recent-window decision reports its window's estimates (the cumulative means dilute a change
+        that started mid-canary, so they are not the effect); a cumulative one its own effect, or the
+        difference of its arm means."""
+        ev = self.evidence
+        recent = self.recent()
+        if recent is not None:
+            t, c = recent
+            return c - t if self.family == "quality" else t - c
         e = _num(ev, "effect")
         if e is not None:
             return e
@@ -105,6 +116,10 @@ class Signal:
         return control - canary if self.family == "quality" else canary - control
 
     def relative_effect(self) -> float | None:
+        recent = self.recent()
+        if recent is not None:
+            e = self.effect()
+            return None if e is None or not recent[1] else e / abs(recent[1])
         r = _num(self.evidence, "relative_effect")
         if r is not None or self.window != CUMULATIVE:
             return r

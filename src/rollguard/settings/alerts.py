@@ -48,6 +48,7 @@ KIND_STATES: Final[dict[str, tuple[str, ...]]] = {
     "verdict": ("insufficient", "non_inferior", "regressed"),
     "srm": ("unhealthy", "healthy"),
     "drift": ("drifted", "stable"),
+    "excess": ("beyond_parent",),
 }
 ATTRIBUTION: Final = ("non_inferior", "not_regressed", "off")
 
@@ -222,6 +223,12 @@ class AlertSettings:
     attribution: str = "not_regressed"
     attribution_max_share: float = 0.5
     attribution_min_explained: float = 0.7
+    grouping: bool = True  # sub-cohorts regressing with their parent are told in its alert (one notification)
+    # A new alert of a sub-cohort waits this long (event time) for its parent's before it is told: a
+    # regression of the whole rollout shows in a big cohort a little earlier by chance. Pages never wait.
+    group_wait_s: Mapping[str, float] = field(
+        default_factory=lambda: {"critical": 0.0, "warning": 120.0, "info": 300.0}
+    )
     drift_guard_s: float = 600.0
     utc_offset_hours: float = 0.0
     digest_interval_s: float = 86400.0
@@ -246,6 +253,7 @@ def parse_alerts(raw: Any, loc: Locator) -> AlertSettings:
         {
             "routing": lambda v, p: _routing(v, p, loc),
             "repeat_interval_s": lambda v, p: _repeat_intervals(v, p, loc),
+            "group_wait_s": lambda v, p: _group_waits(v, p, loc),
             "inhibit_targets": lambda v, p: names(v, p, loc, SEVERITIES),
             "attribution": lambda v, p: choice(v, p, loc, ATTRIBUTION),
             "attribution_max_share": lambda v, p: probability(v, p, loc),
@@ -309,6 +317,15 @@ def _repeat_intervals(value: Any, path: str, loc: Locator) -> dict[str, float]:
         choice(severity, f"{path}.{severity}", loc, SEVERITIES)
         repeat[severity] = positive(raw, f"{path}.{severity}", loc)
     return repeat
+
+
+def _group_waits(value: Any, path: str, loc: Locator) -> dict[str, float]:
+    """The default group waits with the given tiers' replaced (0: told at once)."""
+    wait = dict(AlertSettings().group_wait_s)
+    for severity, raw in mapping(value, path, loc).items():
+        choice(severity, f"{path}.{severity}", loc, SEVERITIES)
+        wait[severity] = number(raw, f"{path}.{severity}", loc)
+    return wait
 
 
 def _utc_offset(value: Any, path: str, loc: Locator) -> float:

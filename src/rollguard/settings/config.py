@@ -10,7 +10,8 @@ section to its module (``engine``, ``segments``, ``metrics``, ``rollouts``, ``em
 Example::
 
     alpha: 0.01                 # false-alarm budget per rollout, over all cohorts and metrics
-    srm_alpha: 0.001            # the sample-ratio check's
+    srm_alpha: 0.001            # the sample-ratio check's (units)
+    srm_request_alpha: 0.001    # the request-level sample-ratio check's (requests per unit)
     engine:
       batch_seconds: 5
     alerts:
@@ -92,6 +93,7 @@ class Config:
 
     alpha: float = 0.01
     srm_alpha: float = 0.001
+    srm_request_alpha: float = 0.001
     engine: EngineSettings = field(default_factory=EngineSettings)
     segments: SegmentSettings = field(default_factory=SegmentSettings)
     metrics: tuple[MetricSpec, ...] = BUILTIN_METRICS
@@ -236,7 +238,16 @@ T = TypeVar("T")
 
 def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     """Every section checked on its own: all their errors are raised together, the first as before."""
-    known = {"alpha", "srm_alpha", "engine", "segments", "metrics", "rollouts", "operators"}
+    known = {
+        "alpha",
+        "srm_alpha",
+        "srm_request_alpha",
+        "engine",
+        "segments",
+        "metrics",
+        "rollouts",
+        "operators",
+    }
     errors: list[ConfigError] = []
     for key in data:
         if key not in known and key not in OPEN_SECTIONS:
@@ -261,6 +272,14 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         if "srm_alpha" in data
         else defaults.srm_alpha
     )
+    srm_request_alpha = (
+        section(
+            lambda: probability(data["srm_request_alpha"], "srm_request_alpha", loc),
+            defaults.srm_request_alpha,
+        )
+        if "srm_request_alpha" in data
+        else defaults.srm_request_alpha
+    )
     engine = section(lambda: parse_engine(data.get("engine"), loc), defaults.engine)
     segments = section(lambda: parse_segments(data.get("segments"), loc), defaults.segments)
     no_quality: dict[str, dict[str, Any]] = {}
@@ -270,6 +289,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     config = Config(
         alpha=alpha,
         srm_alpha=srm_alpha,
+        srm_request_alpha=srm_request_alpha,
         engine=engine,
         segments=segments,
         metrics=metrics,

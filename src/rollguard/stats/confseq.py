@@ -226,19 +226,21 @@ def difference_cs_many(
     mean_c: npt.ArrayLike,
     var_c: npt.ArrayLike,
     n_c: npt.ArrayLike,
-    alpha: float,
+    alpha: float | npt.ArrayLike,
     tau2: npt.ArrayLike,
     *,
     robust: bool = True,
 ) -> tuple[FloatArray, FloatArray]:
-    """:func:`difference_cs` elementwise over arrays (broadcast), e.g. all (cohort, metric) pairs at once.
+    """:func:`difference_cs` elementwise over arrays (broadcast), e.g. all (cohort, metric) pairs at once;
+    ``alpha`` may differ per element too (cohorts with different shares of the budget).
 
     >>> lo, hi = difference_cs_many([0.0, 1.0], [1.0, 1.0], [100, 0], [0.0, 0.0], [1.0, 1.0], [100, 5],
     ...                             0.05, 0.01)
     >>> lo.round(4).tolist(), hi.round(4).tolist()   # h = sqrt(0.12 (log 20 + ½ log 1.5))
     ([-0.6195, -inf], [0.6195, inf])
     """
-    if not 0.0 < alpha < 1.0:
+    a = np.asarray(alpha, dtype=np.float64)
+    if not ((a > 0.0) & (a < 1.0)).all():
         raise ValueError("alpha must be in (0, 1)")
     t2 = np.asarray(tau2, dtype=np.float64)
     if not (t2 > 0.0).all() or not np.isfinite(t2).all():
@@ -252,7 +254,7 @@ def difference_cs_many(
     ok = (nt > 0) & (nc > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.where(ok, vt / np.where(ok, nt, 1.0) + vc / np.where(ok, nc, 1.0), np.inf)
-        h2 = 2.0 * v * (1.0 + v / t2) * (math.log(1.0 / alpha) + 0.5 * np.log1p(t2 / v))
+        h2 = 2.0 * v * (1.0 + v / t2) * (np.log(1.0 / a) + 0.5 * np.log1p(t2 / v))
     h = np.where(v > 0.0, np.sqrt(h2), 0.0)
     h = np.where(np.isinf(v), np.inf, h)
     d = np.asarray(mean_t, dtype=np.float64) - np.asarray(mean_c, dtype=np.float64)

@@ -24,6 +24,20 @@ at batch ends only (a sub-sequence of the looks: still valid, marginally conserv
 The engine must feed each randomisation unit *once* (at its first assignment) with the π in force at
 that moment; feeding requests of sticky units instead breaks independence and will flag SRM.
 
+Scores: requests per unit (the request-level check). A unit may come with a real score ``g_i`` that
+does not depend on its arm under H0 (e.g. how many requests it sent within a fixed follow-up after its
+first one, capped, minus the average over all units). The tilt then acts on ``θ·g_i``::
+
+    LR_i(θ) = e^(θ g_i Y_i) / (1 - π_i + π_i e^(θ g_i)),
+
+still a test martingale under H0 given the scores (each factor has mean 1 whatever ``g_i``), and it
+tells whether canary units send fewer (or more) requests than their assignment says — lost or
+duplicated events — while a heavy user counts as one unit with a bounded score, never as thousands
+of independent requests (the cluster-robust way: units, not requests, are the independent draws).
+``g_i = 1`` for every unit is the unit-level test above; scores centred on their average leave the
+share of canary units out and keep only requests per unit. (Conditional randomisation: Candès et al.,
+"Panning for gold", JRSS-B 2018, for tests whose only randomness is a known assignment.)
+
 References
 ----------
 - Lindon, M., Malek, A. (2022). Anytime-valid inference for multinomial count data. *NeurIPS 2022*.
@@ -118,11 +132,27 @@ class SampleRatioTest:
         """Add one unit assigned to the canary with probability ``weight``."""
         self.update_many(np.array([is_canary], dtype=bool), np.array([weight], dtype=np.float64))
 
-    def update_many(self, is_canary: npt.ArrayLike, weight: npt.ArrayLike) -> None:
+    def update_many(
+        self, is_canary: npt.ArrayLike, weight: npt.ArrayLike, score: npt.ArrayLike | None = None
+    ) -> None:
         """Add a batch of units: ``is_canary`` (bool array) and their canary probabilities ``weight``.
 
         ``weight`` may be a scalar (same π for the whole batch). Vectorised: O(grid × distinct π).
+        ``score`` (one real number per unit, independent of the arm under H0) tilts by θ·score (see
+        the module); the counters still count units.
+
+        >>> t = SampleRatioTest(alpha=0.01)
+        >>> t.update_many([True, False, False], 0.5, score=[-2.0, 1.0, 1.0])
+        >>> t.n, t.observed_canary, t.expected_canary, round(float(t.log_lr[-1]), 3)   # θ = 3
+        (3, 1, 1.5, -10.02)
         """
+        if score is not None:
+            self._update_scored(
+                np.asarray(is_canary, dtype=bool).ravel(),
+                np.broadcast_to(np.asarray(weight, dtype=np.float64), np.shape(is_canary)).ravel(),
+                np.asarray(score, dtype=np.float64).ravel(),
+            )
+            return
         y = np.asarray(is_canary, dtype=bool).ravel()
         w = np.asarray(weight, dtype=np.float64)
         if w.ndim and w.size == y.size and w.size:
@@ -155,6 +185,24 @@ class SampleRatioTest:
         self.n += m
         self.observed_canary += k
         self.expected_canary += expected
+        log_e = self.log_e_value
+        if log_e > 0.0:
+            self.p_value = min(self.p_value, math.exp(-log_e))
+
+    def _update_scored(
+        self, y: npt.NDArray[np.bool_], w: npt.NDArray[np.float64], g: npt.NDArray[np.float64]
+    ) -> None:
+        keep = (w > 0.0) & (w < 1.0) & np.isfinite(g)
+        y, w, g = y[keep], w[keep], g[keep]
+        if y.size == 0:
+            return
+        pairs, cnt = np.unique(np.stack([w, g], axis=1), axis=0, return_counts=True)
+        tilt = np.outer(pairs[:, 1], self.theta)  # θ·g for each distinct (π, g)
+        norm = cnt.astype(np.float64) @ np.log1p(pairs[:, 0:1] * np.expm1(tilt))
+        self.log_lr += self.theta * float(g[y].sum()) - norm
+        self.n += int(y.size)
+        self.observed_canary += int(np.count_nonzero(y))
+        self.expected_canary += float(w.sum())
         log_e = self.log_e_value
         if log_e > 0.0:
             self.p_value = min(self.p_value, math.exp(-log_e))

@@ -7,7 +7,12 @@ What Alertmanager users complain about, done the other way round:
 - flapping is detected (share of state changes over the last ``flap_window`` evaluations above
   ``flap_start``, cleared below ``flap_stop``): a flapping alert notifies once, holds its resolve, and
   does not drive commands until it settles;
-- ``resolve_after_s`` of calm is needed before a resolve (hysteresis), so a blip does not page twice.
+- ``resolve_after_s`` of calm is needed before a resolve (hysteresis), so a blip does not page twice;
+- one incident, one notification: a sub-cohort grouped into its parent's alert (see
+  :func:`rollguard.policy.alerts.rules.group`) is not notified while the parent fires — the parent's
+  record lists the affected cohorts (``affected``) and the most affected one (``most_affected``); it
+  still drives its scoped commands. A new sub-cohort alert below critical waits ``group_wait_s`` for
+  its parent before it is told (Alertmanager's group_wait, in event time).
 
 Everything is event time; nothing reads the clock. State is plain data (:meth:`AlertBook.to_state`).
 """
@@ -34,9 +39,48 @@ from rollguard.policy.alerts.records import (
     signal_sentence,
 )
 from rollguard.policy.alerts.rules import SEVERITY_RANK, Condition
+from rollguard.policy.signals import Signal
 from rollguard.settings.alerts import AlertSettings
 
 DIGEST_RULE = "quality_digest"
+
+
+def affected_entry(cond: Condition, states: Mapping[tuple[str, str, str, str], str]) -> dict[str, Any]:
+    """One sub-cohort grouped into a parent's alert: its cohort, scope, metric and effect (in the
+    metric's units and relative, of the window that decided), and the effect in margins."""
+    main: Signal | None = primary(cond.signals, states, cond.cohort)
+    entry: dict[str, Any] = {"cohort": cond.cohort, "scope": dict(cond.scope)}
+    if main is not None:
+        entry["metric"] = main.metric or main.kind
+        for key, value in (("effect", main.effect()), ("relative_effect", main.relative_effect()),
+                           ("effect_margins", main.effect_margins())):  # fmt: skip
+            if value is not None and math.isfinite(value):
+                entry[key] = round(value, 6)
+    return entry
+
+
+def most_affected(affected: list[dict[str, Any]]) -> dict[str, Any]:
+    """The grouped cohort with the largest effect in margins (then relative effect, then name)."""
+
+    def rank(a: dict[str, Any]) -> tuple[float, float, str]:
+        return (a.get("effect_margins", -math.inf), a.get("relative_effect", -math.inf), a["cohort"])
+
+    return max(affected, key=rank)
+
+
+def affected_text(affected: list[dict[str, Any]]) -> str:
+    """ "also in 9 cohorts, most affected input_class=coding (+62%)"."""
+    top = most_affected(affected)
+    n = len(affected)
+    rel = top.get("relative_effect")
+    size = f" ({rel * 100:+.0f}%)" if isinstance(rel, int | float) and top.get("metric", "").endswith(
+        (".mean", ".p95", ".p99")) else ""  # fmt: skip
+    if not size and isinstance(top.get("effect"), int | float) and top.get("metric", "").endswith("_rate"):
+        size = f" ({top['effect'] * 100:+.2f} pp)"
+    names = ", ".join(a["cohort"] for a in affected[:6]) + (", …" if n > 6 else "")
+    return f"also in {n} cohort{'s' if n != 1 else ''} ({names}), most affected {top['cohort']}{size}"
+
+
 MATCH_OPS = ("=", "!=", "=~", "!~")
 
 
@@ -79,6 +123,8 @@ class AlertState:
     attributed_from: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     runbook_url: str = ""
+    grouped_into: str = ""  # the parent cohort whose alert tells this one's news
+    affected: list[dict[str, Any]] = field(default_factory=list)  # sub-cohorts grouped into this alert
 
     def to_state(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -229,6 +275,8 @@ class AlertBook:
             st.approval = cond.rule.approval
             st.delivery = cond.delivery
             st.attributed_from = list(cond.attributed_from)
+            st.grouped_into = cond.grouped_into
+            st.affected = [affected_entry(c, states) for c in cond.affected]
             st.runbook_url = cond.rule.runbook_url or (
                 f"{self.settings.runbook_url}#{cond.rule.name}" if self.settings.runbook_url else ""
             )
@@ -254,12 +302,16 @@ class AlertBook:
             return
         sigs = cond.signals
         st.signals = [signal_record(s, states.get(s.key, s.state)) for s in sigs]
-        main = primary(sigs, states)
+        main = primary(sigs, states, cond.cohort)
         head = signal_sentence(main) if main is not None else cond.rule.description or cond.rule.name
         others = len(sigs) - 1
         summary = f"[{cond.rollout_id}] {head}"
+        if main is not None and main.cohort != cond.cohort:
+            summary += f" (explained by {scope_text(main.cohort)})"
         if others > 0:
             summary += f"; {others} more signal{'s' if others > 1 else ''}"
+        if st.affected:
+            summary += "; " + affected_text(st.affected)
         if cond.confounded:
             summary += (f" (the control drifted on {', '.join(cond.confounded)} too: both arms moved, "
                         "so no automatic command)")  # fmt: skip
@@ -371,6 +423,10 @@ class AlertBook:
                     and all(st.scope.get(k) == v for k, v in other.scope.items())
                 ):
                     return f"inhibited:{other.alert_id}"
+        if st.grouped_into:
+            parent = book.get(fingerprint(st.rule, st.rollout_id, st.grouped_into))
+            if parent is not None and parent.status == "firing" and parent.active:
+                return f"grouped:{parent.alert_id}"
         return "flapping" if st.flapping else ""
 
     def notify(self, rollout_id: str, now: float) -> list[dict[str, Any]]:
@@ -394,6 +450,8 @@ class AlertBook:
             if st.status != "firing" or not st.active:
                 continue
             sup = self._suppression(st, book, now)
+            if not sup and not st.notified and now < self._told_after(st):
+                sup = "group_wait"
             st.suppressed = sup
             if not st.notified:
                 if sup == "":
@@ -409,6 +467,13 @@ class AlertBook:
                 elif st.acknowledged_by is None and st.last_sent is not None and now - st.last_sent >= repeat:
                     out.append(self._emit(st, "repeat", now))
         return out
+
+    def _told_after(self, st: AlertState) -> float:
+        """When a new alert may first be told: at once for the whole rollout, rollguard's own alerts
+        and pages; after the tier's group wait for a sub-cohort (its parent may be about to fire)."""
+        if not st.scope or st.system or st.sends:
+            return -math.inf
+        return st.starts_at + self.settings.group_wait_s.get(st.severity, 0.0)
 
     def _emit(self, st: AlertState, reason: str, now: float) -> dict[str, Any]:
         st.notified = True
@@ -434,6 +499,10 @@ class AlertBook:
             annotations["commands"] = ", ".join(st.commands)
         if st.attributed_from:
             annotations["attributed_from"] = ", ".join(st.attributed_from)
+        if st.affected:
+            annotations["affected_cohorts"] = affected_text(st.affected)
+        if st.grouped_into:
+            annotations["grouped_into"] = st.grouped_into
         record: dict[str, Any] = {
             "schema_version": 1,
             "alert_id": st.alert_id,
@@ -452,6 +521,7 @@ class AlertBook:
             "annotations": annotations,
             "source": s.source,
             "notification": {"reason": reason, "seq": st.sends, "at": now},
+            "affected": [dict(a) for a in st.affected],
             "pagerduty": {
                 "event_action": "trigger" if status == "firing" else "resolve",
                 "dedup_key": st.fingerprint,
@@ -470,6 +540,10 @@ class AlertBook:
                 },
             },
         }
+        if st.affected:
+            record["most_affected"] = dict(most_affected(st.affected))
+        if st.grouped_into:
+            record["grouped_into"] = st.grouped_into
         if s.generator_url:
             record["generator_url"] = s.generator_url.format(
                 rollout=st.rollout_id, cohort=st.cohort, rule=st.rule
@@ -583,6 +657,8 @@ class AlertBook:
                     continue
                 if not st.active and st.cleared_at is not None:
                     times.append(st.cleared_at + (0.0 if st.resolve_now else s.resolve_after_s))
+                elif not st.notified:
+                    times.append(self._told_after(st))
                 elif st.notified and st.acknowledged_by is None and st.last_sent is not None:
                     times.append(st.last_sent + s.repeat_interval_s.get(st.severity, math.inf))
         times += [sil.ends_at for sil in self.silences.values()]

@@ -8,7 +8,18 @@ as "the rollout is healthy". Overrides change thresholds and tier by segment or 
 **Attribution**: when a scope looks regressed only because some of its sub-cohorts are — along one
 dimension, those sub-cohorts are regressed and every other one is non-inferior — the condition moves to
 those sub-cohorts. So an error spike in ``input_class=coding`` alerts (and acts) on coding, never on the
-whole rollout, and billing keeps its canary.
+whole rollout, and billing keeps its canary. The same holds for baseline drift (an outage in one
+tenant drifts the whole rollout and every input class through that tenant's traffic: one alert, on the
+tenant). Effects are compared in the window that decided each check (recent windows against recent
+windows), so a regression found early in a cohort and late in the rollout is still pinned on it.
+
+**Grouping** (one incident, one notification): when a parent scope's condition holds (the whole
+rollout, or a dimension of a cross) and so do its sub-cohorts', the sub-cohorts are *grouped* into the
+parent: the parent's alert lists them (and names the most affected), theirs exist — commands keep their
+scopes — but are not notified while the parent fires. A sub-cohort stands on its own only when the
+core found it regressed beyond the whole rollout's regression (an ``excess`` check, see
+:mod:`rollguard.detect.excess`: its effect exceeds the whole's by more than the margin, on the
+verdicts' own confidence sequences).
 """
 
 from __future__ import annotations
@@ -38,6 +49,8 @@ class Condition:
     audience: str
     delivery: str
     attributed_from: list[str] = field(default_factory=list)
+    grouped_into: str = ""  # the parent cohort whose alert tells this one's news
+    affected: list[Condition] = field(default_factory=list)  # the sub-cohorts grouped into this one
     confounded: list[str] = field(default_factory=list)  # metrics whose control drifted too
     detail: dict[str, str] = field(default_factory=dict)  # system conditions: summary and description
 
@@ -98,16 +111,19 @@ class _Context:
         self.signals = sorted(table.live(), key=lambda s: s.key)
         self.state = {s.key: table.state_of(s, now) for s in self.signals}
         self.by_cohort: dict[str, list[Signal]] = {}
-        self.by_metric: dict[tuple[str, str], list[Signal]] = {}
-        self.cohorts_of_metric: dict[str, list[str]] = {}
+        self.by_metric: dict[tuple[str, str, str], list[Signal]] = {}  # (kind, cohort, metric)
+        self.cohorts_of_metric: dict[tuple[str, str], list[str]] = {}  # (kind, metric)
         self.scope_of: dict[str, dict[str, str]] = {}
+        self.beyond: set[tuple[str, str]] = set()  # (cohort, metric) regressed beyond the whole rollout
         for s in self.signals:
             self.by_cohort.setdefault(s.cohort, []).append(s)
             self.scope_of[s.cohort] = s.scope
-            if s.kind == "verdict":
-                if (s.cohort, s.metric) not in self.by_metric:
-                    self.cohorts_of_metric.setdefault(s.metric, []).append(s.cohort)
-                self.by_metric.setdefault((s.cohort, s.metric), []).append(s)
+            if s.kind in ("verdict", "drift"):
+                if (s.kind, s.cohort, s.metric) not in self.by_metric:
+                    self.cohorts_of_metric.setdefault((s.kind, s.metric), []).append(s.cohort)
+                self.by_metric.setdefault((s.kind, s.cohort, s.metric), []).append(s)
+            elif s.kind == "excess" and self.state[s.key] == "beyond_parent":
+                self.beyond.add((s.cohort, s.metric))
 
 
 def _clause_at(clause: Clause, cohort: str, ctx: _Context, min_margins: float) -> tuple[bool, list[Signal]]:
@@ -194,6 +210,8 @@ def evaluate(
                 settings.attribution_min_explained,
                 frozenset(c for r, c in firing if r == rule.name),
             )
+        if settings.grouping:
+            group(holding, ctx)
         out.extend(holding)
     for cond in out:
         _guard_drift(cond, table, ctx, settings.drift_guard_s)
@@ -272,20 +290,16 @@ def attribute(
         cond = queue.pop(0)
         if by_cohort.get(cond.cohort) is not cond or cond.cohort in keep:
             continue
-        regressed = [
-            s
-            for s in cond.signals
-            if s.cohort == cond.cohort and s.kind == "verdict" and ctx.state[s.key] == "regressed"
-        ]
+        regressed = [s for s in cond.signals if s.cohort == cond.cohort and _bad(s, ctx)]
         if not regressed:
             continue
         targets: dict[str, list[Signal]] = {}
         for sig in regressed:
-            found = _explain(cond.scope, sig.metric, ctx, mode, max_share, min_explained)
+            found = _explain(cond.scope, sig.kind, sig.metric, ctx, mode, max_share, min_explained)
             if found is None and cond.scope:
                 if (sig.kind, sig.metric) not in root:
                     root[(sig.kind, sig.metric)] = _explain(
-                        {}, sig.metric, ctx, mode, max_share, min_explained
+                        {}, sig.kind, sig.metric, ctx, mode, max_share, min_explained
                     )
                 found = root[(sig.kind, sig.metric)]
                 if found is not None and found[0] in cond.scope:
@@ -321,10 +335,44 @@ def attribute(
     return [by_cohort[k] for k in sorted(by_cohort)]
 
 
-def _metric_state(ctx: _Context, cohort: str, metric: str) -> tuple[str, Signal | None, float | None]:
+def _bad(sig: Signal, ctx: _Context) -> bool:
+    """A signal that makes a condition: a regressed verdict, or a control that drifted."""
+    state = ctx.state[sig.key]
+    return (sig.kind == "verdict" and state == "regressed") or (sig.kind == "drift" and state == "drifted")
+
+
+def group(conds: list[Condition], ctx: _Context) -> None:
+    """Group each sub-cohort's condition into its broadest parent's condition of the same rule (the
+    whole rollout, else a dimension of a cross), unless the core found it regressed beyond the whole
+    rollout's regression on one of its metrics (see the module)."""
+    by_cohort = {c.cohort: c for c in conds}
+    for cond in sorted(conds, key=lambda c: (len(c.scope), c.cohort)):
+        if not cond.scope:
+            continue
+        parents = [p for p in by_cohort.values() if len(p.scope) < len(cond.scope)
+                   and all(cond.scope.get(k) == v for k, v in p.scope.items())]  # fmt: skip
+        if not parents:
+            continue
+        parent = min(parents, key=lambda p: (len(p.scope), p.cohort))
+        while parent.grouped_into:
+            parent = by_cohort[parent.grouped_into]
+        bad = {s.metric for s in cond.signals if s.cohort == cond.cohort and _bad(s, ctx)}
+        if any((cond.cohort, metric) in ctx.beyond for metric in bad):
+            continue
+        cond.grouped_into = parent.cohort
+        parent.affected.append(cond)
+
+
+def _metric_state(
+    ctx: _Context, kind: str, cohort: str, metric: str
+) -> tuple[str, Signal | None, float | None]:
     """A cohort's view of one metric over its windows: "regressed" if any window says so (with that
-    signal), else its cumulative state; plus its canary count when the evidence has it."""
-    sigs = ctx.by_metric.get((cohort, metric), [])
+    signal), else its cumulative state; plus its canary count when the evidence has it. For drift:
+    "regressed" when its control drifted, "non_inferior" when it is stable or was never seen to move."""
+    sigs = ctx.by_metric.get((kind, cohort, metric), [])
+    if kind == "drift":
+        moved = [s for s in sigs if ctx.state[s.key] == "drifted"]
+        return ("regressed", moved[0], None) if moved else ("non_inferior", sigs[0] if sigs else None, None)
     bad = [s for s in sigs if ctx.state[s.key] == "regressed"]
     n = max(
         (float(v) for s in sigs if isinstance(v := s.evidence.get("n_canary"), int | float)), default=None
@@ -343,14 +391,17 @@ def _metric_state(ctx: _Context, cohort: str, metric: str) -> tuple[str, Signal 
 
 
 def _excess(sig: Signal) -> float | None:
-    """canary − control from the evidence's (cumulative) arm means, oriented so that worse is positive."""
+    """canary − control oriented so that worse is positive, of the window that decided the check (the
+    recent window's estimates for a recent-window decision, else the cumulative arm means)."""
+    if sig.recent() is not None:
+        return sig.effect()
     c, t = sig.evidence.get("control"), sig.evidence.get("canary")
     if not isinstance(c, int | float) or not isinstance(t, int | float):
         return None
     return float(c - t) if sig.family == "quality" else float(t - c)
 
 
-def _explain(parent: dict[str, str], metric: str, ctx: _Context, mode: str, max_share: float,
+def _explain(parent: dict[str, str], kind: str, metric: str, ctx: _Context, mode: str, max_share: float,
              min_explained: float) -> tuple[str, list[Signal]] | None:  # fmt: skip
     """Along one dimension below ``parent``: the regressed sub-cohorts when every other one is fine
     (non-inferior, or merely not regressed in the lenient mode), they carry at most ``max_share`` of the
@@ -360,17 +411,19 @@ def _explain(parent: dict[str, str], metric: str, ctx: _Context, mode: str, max_
     dimension (smallest share); None otherwise."""
     allowed = {"non_inferior"} if mode == "non_inferior" else {"non_inferior", "insufficient"}
     by_dim: dict[str, list[str]] = {}
-    for cohort in ctx.cohorts_of_metric.get(metric, ()):
+    # Drift is said only when the control moves: every cohort known is a sibling, quiet or not.
+    candidates = list(ctx.scope_of) if kind == "drift" else ctx.cohorts_of_metric.get((kind, metric), [])
+    for cohort in candidates:
         scope = ctx.scope_of[cohort]
         if len(scope) != len(parent) + 1 or any(scope.get(k) != v for k, v in parent.items()):
             continue
         (dim,) = set(scope) - set(parent)
         by_dim.setdefault(dim, []).append(cohort)
-    p_state, p_sig, n_parent = _metric_state(ctx, cohort_key(parent), metric)
+    p_state, p_sig, n_parent = _metric_state(ctx, kind, cohort_key(parent), metric)
     p_excess = _excess(p_sig) if p_state == "regressed" and p_sig is not None else None
     best: tuple[float, str, list[Signal]] | None = None
     for dim, cohorts in sorted(by_dim.items()):
-        views = {c: _metric_state(ctx, c, metric) for c in cohorts}
+        views = {c: _metric_state(ctx, kind, c, metric) for c in cohorts}
         bad = [c for c in cohorts if views[c][0] == "regressed"]
         rest = [c for c in cohorts if views[c][0] != "regressed"]
         if not bad or not rest or any(views[c][0] not in allowed for c in rest):

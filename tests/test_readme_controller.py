@@ -146,6 +146,8 @@ def test_the_readme_commands_run_the_reference_controller_on_the_example_files(
         for i in range(1, len(out)):
             if out[i - 1] in values:
                 out[i] = values[out[i - 1]]
+        if argv[1] == "controller":  # the session's broker is shared: a consumer group of this test's own
+            out += ["--group-id", f"readme-controller-{tmp_path.name}-{os.getpid()}"]
         return out
 
     assert set(values) | {"--config"} <= set(lines[1])

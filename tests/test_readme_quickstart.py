@@ -113,6 +113,7 @@ def test_the_quickstart_and_every_operator_command_on_a_real_cluster(
     port = free_port()
     config["worker"].update(web_port=port, data_dir=str(tmp_path / "worker"), app_id=f"quickstart-{port}",
                             idle_after_s=3, tick_s=0.5)  # fmt: skip
+    config["controller"]["group_id"] = f"quickstart-controller-{port}"  # the session's broker is shared
     (tmp_path / "rollguard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     assert run(quick[1], tmp_path).stdout.strip() == "rollguard.yaml: valid"
     shutil.copyfile(ROOT / "deploy" / "controller" / "flags.json", tmp_path / "flags.json")

@@ -59,7 +59,9 @@ def _config_check(args: argparse.Namespace) -> int:
 def _config_example(args: argparse.Namespace) -> int:
     from importlib import resources
 
-    sys.stdout.write(resources.files("rollguard.settings").joinpath("example.yaml").read_text(encoding="utf-8"))
+    sys.stdout.write(
+        resources.files("rollguard.settings").joinpath("example.yaml").read_text(encoding="utf-8")
+    )
     return 0
 
 
@@ -287,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir",
         default=None,
         help="durable acks and sequences (default: .rollguard-controller/ beside --flags)",
+    )
+    flagd.add_argument(
+        "--group-id",
+        default=None,
+        help="consumer group (default: controller.group_id, rollguard-controller-flagd)",
     )
     flagd.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     flagd.add_argument("--log-level", default="info")

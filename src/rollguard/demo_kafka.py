@@ -245,7 +245,14 @@ def _run(
     common = ["--bootstrap", bootstrap, "--topics-dir", str(topics_dir), "--log-level", "warning"]
     worker_argv = _cli("worker", *common, "--config", str(config), "--data-dir", str(out / "worker-data"))
     worker = stack.enter_context(_process(worker_argv, logs / "worker.log", env))
-    state = ["--state-dir", str(out / "controller-state")]
+    # A group of this run's own: its topics are this run's, and a group shared with another run's
+    # controller (other topics) would make every join wait on members that read something else.
+    state = [
+        "--state-dir",
+        str(out / "controller-state"),
+        "--group-id",
+        f"rollguard-demo-{run_id}-controller",
+    ]
     controller_argv = _cli("controller", "flagd", *common, "--flags", str(flags), "--key-file",
                            str(out / "command.key"), *state)  # fmt: skip
     stack.enter_context(_process(controller_argv, logs / "controller.log", env))

@@ -60,7 +60,8 @@ def test_an_approval_gated_rollback_waits_is_approved_by_the_operator_and_applie
     controller = subprocess.Popen(
         [sys.executable, "-m", "rollguard.cli", "controller", "flagd", "--bootstrap", kafka_bootstrap,
          "--flags", str(flags), "--key-file", str(tmp_path / "command.key"), "--topics-dir", str(topics_dir),
-         "--state-dir", str(tmp_path / "controller-state"), "--log-level", "warning"],
+         "--state-dir", str(tmp_path / "controller-state"), "--log-level", "warning",
+         "--group-id", f"{rollout}-controller"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     port = free_port()

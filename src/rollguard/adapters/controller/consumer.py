@@ -133,7 +133,7 @@ def run_flagd_controller(args: argparse.Namespace) -> int:
         state.path,
     )
     try:
-        serve(controller, args.bootstrap, topics, settings.group_id, stop)
+        serve(controller, args.bootstrap, topics, getattr(args, "group_id", None) or settings.group_id, stop)
     except Exception as exc:  # Kafka gone, disk gone: one line, exit 1; uncommitted commands are redelivered
         log.debug("controller stopped", exc_info=True)
         print(f"rollguard: controller stopped: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -103,6 +103,15 @@ class AlphaBudget:
             share = 0.0
         self.fractions.append((1.0 - self.whole) * share)
 
+    def assign_created(
+        self, taken: int, created: int, rows: npt.NDArray[np.int64], events: int, partitions: int
+    ) -> None:
+        """Give the slots ``taken..created-1`` that a batch of ``events`` created their share, by their
+        share of its events (``rows``: slot rows, two per slot) among ``partitions`` of the traffic."""
+        per_slot = np.bincount(rows // 2, minlength=created)
+        for slot in range(max(taken, 1), created):
+            self.assign(slot, float(per_slot[slot]) / max(events, 1), partitions)
+
     def to_state(self) -> dict[str, Any]:
         return {"fractions": list(self.fractions), "pool_spent": self.pool_spent}
 

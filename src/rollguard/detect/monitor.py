@@ -98,15 +98,8 @@ class RolloutMonitor:
 
     @property
     def _per_slot(self) -> tuple[PerSlot, ...]:
-        return (
-            self.arrays,
-            self.means,
-            self.mean_onset,
-            self.baselines,
-            self.tails,
-            self.tail_onset,
-            self.excess,
-        )
+        return (self.arrays, self.means, self.mean_onset, self.baselines, self.tails, self.tail_onset,
+                self.excess)  # fmt: skip
 
     def _add_mean_test(self, spec: MetricSpec) -> None:
         test = self.means.add(spec, self.budget, self.arrays.cap)
@@ -145,7 +138,9 @@ class RolloutMonitor:
             found += self._promote(now, reason)
         taken = self.membership.slots_taken
         rows, members, touched = self.membership.of_batch(cols, now)
-        self._assign_budget(taken, rows, len(cols))
+        if (created := self.membership.slots_taken) > taken:  # new cohorts: their α by traffic share
+            parts = len(self.membership.dims) + len(self.cfg.segments.groupings)
+            self.budget.assign_created(taken, created, rows, len(cols), parts)
         if (needed := self.membership.slots_taken) > self.arrays.cap:  # capacity doubles: few reallocations
             cap = max(needed, self.arrays.cap * 2)
             for concern in self._per_slot:
@@ -170,17 +165,6 @@ class RolloutMonitor:
             for concern in self._per_slot:
                 concern.forget(slot)
         return out
-
-    def _assign_budget(self, taken: int, rows: npt.NDArray[np.int64], events: int) -> None:
-        """Give the slots created by this batch their share of the α budget, by their share of its
-        events among the partitions of the traffic known now (dimensions and groupings)."""
-        created = self.membership.slots_taken
-        if created <= taken:
-            return
-        per_slot = np.bincount(rows // 2, minlength=created)
-        partitions = len(self.membership.dims) + len(self.cfg.segments.groupings)
-        for slot in range(max(taken, 1), created):
-            self.budget.assign(slot, float(per_slot[slot]) / max(events, 1), partitions)
 
     def _arms(self, test: MeanTest) -> tuple[ArmRead, ArmRead | None]:
         """A test's canary, and what it is compared with: the control, or the baseline frozen at promotion."""

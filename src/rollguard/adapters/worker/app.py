@@ -795,9 +795,9 @@ def create_app(
     if credentials is not None:
         settings["broker_credentials"] = credentials
     # Faust's own default is ``<app id>-data`` in the working directory; keep every app's under one folder.
-    settings["datadir"] = str(
-        options.data_dir if options.data_dir is not None else data_dir_default(options.app_id)
-    )
+    datadir = Path(options.data_dir) if options.data_dir is not None else data_dir_default(options.app_id)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates the folder itself, not its parents
+    settings["datadir"] = str(datadir)
     if options.store == "rocksdb":
         settings["store_rocksdb_options"] = {"block_cache_size": options.rocksdb_block_cache_mb * 1024 * 1024}
     app = WorkerFaustApp(options.app_id, loop=loop, **settings)

@@ -4,7 +4,7 @@ A bad config must fail at start, before any event is read, with ``file:line: fie
 Every section is optional; an empty file (or no file) gives the documented defaults. This module reads
 the YAML with the line of every field (:func:`compose_located`), checks the top level and hands each
 section to its module (``engine``, ``segments``, ``metrics``, ``rollouts``, ``embeddings``/``shadow``,
-``alerts``, ``commands``, ``promotion``, ``gate``, ``worker``), which checks it with
+``alerts``, ``commands``, ``promotion``, ``gate``, ``worker``, ``otlp``), which checks it with
 :mod:`rollguard.settings.checks`.
 
 Example::
@@ -34,6 +34,7 @@ from rollguard.settings.embeddings import EmbeddingSettings, ShadowSettings, par
 from rollguard.settings.engine import EngineSettings, parse_engine
 from rollguard.settings.gate import GateSettings, parse_gate
 from rollguard.settings.metrics import parse_metrics
+from rollguard.settings.otlp import OtlpSettings, parse_otlp
 from rollguard.settings.promotion import PromotionSettings, parse_promotion
 from rollguard.settings.rollouts import RolloutSettings, parse_rollouts
 from rollguard.settings.segments import SegmentSettings, parse_segments
@@ -74,6 +75,7 @@ class Config:
     gate: GateSettings = field(default_factory=GateSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
         return self.rollouts.get(rollout_id) or self.rollouts.get("*") or RolloutSettings()
@@ -93,6 +95,7 @@ class Config:
 # Sections that are also kept verbatim in Config.extra_sections, for code that reads a section's raw YAML.
 OPEN_SECTIONS: Final = frozenset(
     {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller", "bridge"}
+    | {"otlp"}
 )
 
 
@@ -185,6 +188,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     engine = parse_engine(data.get("engine"), loc)
     segments = parse_segments(data.get("segments"), loc)
     metrics, quality = parse_metrics(data.get("metrics"), loc)
+    worker = parse_worker(data.get("worker"), loc)
     return Config(
         alpha=alpha,
         srm_alpha=srm_alpha,
@@ -201,5 +205,6 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         promotion=parse_promotion(data.get("promotion"), loc),
         gate=parse_gate(data.get("gate"), loc),
         bridge=parse_bridge(data.get("bridge"), loc),
-        worker=parse_worker(data.get("worker"), loc),
+        worker=worker,
+        otlp=parse_otlp(data.get("otlp"), loc, worker),
     )

@@ -89,7 +89,7 @@ def decode_payload(payload: bytes, encoding: str = "auto") -> DecodedPayload | P
     try:
         return _decode_json(payload) if kind == "otlp_json" else _decode_proto(payload)
     except _Bad as exc:
-        return PayloadProblem(f"{exc.field}: {exc.reason}" if exc.field else exc.reason)
+        return PayloadProblem(exc.reason, exc.field)
     except RecursionError:
         return PayloadProblem("nested too deeply")
 

@@ -86,10 +86,13 @@ class SpanProblem:
     field: str
     reason: str
     original: bytes
+    source: int | None = None  # the payload it came in (a Kafka offset, a line number)
 
 
 @dataclass(frozen=True, slots=True)
 class PayloadProblem:
-    """A payload that is not an OTLP trace export at all (dead-lettered whole)."""
+    """A payload that is not an OTLP trace export at all (dead-lettered whole): why, and the field at
+    fault when one is (``resourceSpans``; empty when the bytes are no message at all)."""
 
     reason: str
+    field: str = ""

@@ -60,6 +60,7 @@ class Rejected:
 
     span: Span
     error: MappingError
+    source: int
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class _Pending:
     trace_id: str
     span_id: str
     span: Span = field(compare=False)
+    source: int = field(compare=False)
 
 
 class TraceJoin:
@@ -129,7 +131,7 @@ class TraceJoin:
             if is_inference(span, self.settings):
                 counters.inference_spans += 1
                 trace.pending += 1
-                heapq.heappush(self.pending, _Pending(span.end_ns, span.trace_id, span.span_id, span))
+                heapq.heappush(self.pending, _Pending(span.end_ns, span.trace_id, span.span_id, span, source))
                 if span.end_ns + self.window_ns <= before:
                     counters.late += 1
             else:
@@ -212,7 +214,7 @@ class TraceJoin:
             result = to_event(span, rollout_id, arm, evaluation, lookup, self.settings)
             if isinstance(result, MappingError):
                 counters.rejected += 1
-                out.append(Rejected(span, result))
+                out.append(Rejected(span, result, item.source))
                 return
             counters.events += 1
             out.append(result)

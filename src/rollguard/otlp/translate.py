@@ -11,7 +11,7 @@ span without message contents); neither stops the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rollguard.domain.events import Event
@@ -68,7 +68,7 @@ class OtlpTranslator:
         }
 
     def _translated(self, decoded: DecodedPayload, source: int) -> Translation:
-        out = Translation(rejected=list(decoded.problems))
+        out = Translation(rejected=[replace(p, source=source) for p in decoded.problems])
         self.malformed_spans += len(decoded.problems)
         return self._outcomes(self.join.add(decoded.spans, source), out)
 
@@ -77,8 +77,10 @@ class OtlpTranslator:
             if isinstance(item, Rejected):
                 span, error = item.span, item.error
                 self.malformed_spans += 1
-                out.rejected.append(SpanProblem(span.trace_id, span.span_id, error.field, error.reason,
-                                                span_payload(span)))  # fmt: skip
+                problem = SpanProblem(
+                    span.trace_id, span.span_id, error.field, error.reason, span_payload(span), item.source
+                )
+                out.rejected.append(problem)
             else:
                 out.events.append(item)
         return out

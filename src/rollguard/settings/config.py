@@ -206,5 +206,5 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         gate=parse_gate(data.get("gate"), loc),
         bridge=parse_bridge(data.get("bridge"), loc),
         worker=worker,
-        otlp=parse_otlp(data.get("otlp"), loc, worker),
+        otlp=parse_otlp(data.get("otlp"), loc, worker, engine.dedup_window_s),
     )

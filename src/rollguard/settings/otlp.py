@@ -259,9 +259,12 @@ def _ttft(raw: Any, path: str, loc: Locator) -> TtftMapping:
     )
 
 
-def parse_otlp(raw: Any, loc: Locator, worker: WorkerSettings | None = None) -> OtlpSettings:
+def parse_otlp(
+    raw: Any, loc: Locator, worker: WorkerSettings | None = None, dedup_window_s: float | None = None
+) -> OtlpSettings:
     """The ``otlp`` section (``None`` or absent: the defaults). ``worker``: the worker section, against
-    which the idle flush is checked."""
+    which the idle flush is checked; ``dedup_window_s``: the engine's, which must cover the join window
+    (a restarted worker translates the held spans' payloads again: their events must be recognised)."""
     data = mapping(raw, "otlp", loc)
     nested = ("flags", "variants", "segments", "status", "ttft", "quality", "prices")
     settings = fill(
@@ -307,5 +310,11 @@ def parse_otlp(raw: Any, loc: Locator, worker: WorkerSettings | None = None) -> 
             "otlp.idle_flush_s",
             f"must be less than worker.idle_after_s ({worker.idle_after_s:g}): a quiet rollout's clock "
             "would move on before the spans held for it are translated",
+        )
+    if dedup_window_s is not None and settings.topic is not None and settings.join_window_s >= dedup_window_s:
+        raise loc.error(
+            "otlp.join_window_s",
+            f"must be less than engine.dedup_window_s ({dedup_window_s:g}): after a restart the spans "
+            "held are translated again, and their events must be recognised as duplicates",
         )
     return settings

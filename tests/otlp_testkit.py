@@ -156,6 +156,26 @@ def otlp_json(payload: bytes) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def by_trace(payload: bytes) -> list[tuple[bytes, bytes]]:
+    """A protobuf payload split as the Collector's Kafka exporter with ``partition_traces_by_id: true``
+    splits it: one message per trace, keyed by the trace id (its resources and scopes kept)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(payload)
+    traces: dict[bytes, ExportTraceServiceRequest] = {}
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                out = traces.setdefault(sp.trace_id, ExportTraceServiceRequest())
+                if not out.resource_spans or out.resource_spans[-1].resource != rs.resource:
+                    out.resource_spans.add(resource=rs.resource, schema_url=rs.schema_url)
+                target = out.resource_spans[-1]
+                if not target.scope_spans or target.scope_spans[-1].scope != ss.scope:
+                    target.scope_spans.add(scope=ss.scope, schema_url=ss.schema_url)
+                target.scope_spans[-1].spans.append(sp)
+    return [(trace_id.hex().encode(), out.SerializeToString()) for trace_id, out in traces.items()]
+
+
 class Evaluator:
     """The application's flag client: OpenFeature SDK, flagd in-process (FILE source), tracing hook."""
 

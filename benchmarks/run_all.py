@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "embeddings": ("embeddings_bench.py", ["--runs", "5", "--delay-runs", "3", "--texts", "128"]),
     "controller": ("controller_bench.py", ["--commands", "100"]),
     "bridge": ("bridge_bench.py", ["--alerts", "200"]),
+    "otlp": ("otlp_bench.py", ["--requests", "10000", "--repeat", "2"]),
 }
 
 

@@ -86,6 +86,7 @@ def _replay(args: argparse.Namespace) -> int:
                 auto_ack_s=args.auto_ack,
                 timeline_every_s=args.timeline_every or None,
                 progress=tick,
+                fmt=args.format,
             )
     except OSError as exc:  # unreadable input, unwritable or full output directory: one line, no traceback
         where = f" ({exc.filename})" if exc.filename else ""
@@ -97,6 +98,14 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary.alerts} alert notifications, {summary.commands} commands -> {args.out}"
         + (f" ({summary.inputs_rejected} input line(s) rejected)" if summary.inputs_rejected else "")
     )
+    if summary.otlp is not None:
+        o = summary.otlp
+        print(
+            f"otlp: {o['payloads']} payloads, {o['spans']} spans, {o['inference_spans']} inference spans -> "
+            f"{o['events']} events; {o['unjoined']} unjoined, {o['unmapped_variant']} unmapped variant, "
+            f"{o['not_inference']} not inference, {o['late']} late, {o['malformed_spans']} malformed spans, "
+            f"{o['bad_payloads']} bad payloads"
+        )
     return 0
 
 
@@ -195,8 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     example = cfg_sub.add_parser("example", help="print a fully commented example config (valid as it is)")
     example.set_defaults(handler=_config_example)
 
-    rep = sub.add_parser("replay", help="run the core over a file of v1 events (JSON lines)")
-    rep.add_argument("events", help="events file, one v1 event per line")
+    rep = sub.add_parser(
+        "replay", help="run the core over a file of v1 events or of OTLP JSON trace payloads (JSON lines)"
+    )
+    rep.add_argument("events", help="events file: one v1 event, or one OTLP JSON export request, per line")
+    rep.add_argument(
+        "--format", choices=("auto", "v1", "otlp-json"), default="auto",
+        help="what the file holds (default: told by its first line)",
+    )  # fmt: skip
     rep.add_argument("--config", default=None, help="rollguard config file (YAML)")
     rep.add_argument("--out", required=True, help="output directory (verdicts.jsonl, rejected.jsonl, ...)")
     rep.add_argument(

@@ -15,6 +15,13 @@ With ``timeline_every_s``, ``DIR/timeline.jsonl`` also holds each rollout's dash
 policy status, verdict states) every that many seconds of its event time, and a last one at the end
 (:mod:`rollguard.pipeline.timeline`); ``progress`` is told the bytes and lines read so far (progress
 bars).
+
+The file may also hold OpenTelemetry traces instead of v1 events: one OTLP JSON export request per line,
+as the Collector's file exporter writes them (``fmt="otlp-json"``, or ``"auto"``: told by the first
+line). Its GenAI inference spans are translated to v1 events by :mod:`rollguard.otlp` — the translator
+the streaming worker runs on the OTLP topic — with the config's ``otlp`` section; a line that is not an
+OTLP payload, and a span that cannot be read or mapped, go to ``rejected.jsonl`` (line, trace and span
+ids, field, reason), and ``summary.json`` counts what became of the spans under ``otlp``.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ from typing import Any
 import orjson
 
 from rollguard.domain.events import Event, EventError, excerpt, parse_event
+from rollguard.otlp.translate import OtlpTranslator, Translation
 from rollguard.pipeline.pipelines import Pipelines
 from rollguard.pipeline.rollout import Step
 from rollguard.pipeline.timeline import Timeline, timeline_point
 from rollguard.settings.config import Config
 
 _DUMP = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+FORMATS = ("auto", "v1", "otlp-json")
 
 
 @dataclass(slots=True)
@@ -50,6 +59,7 @@ class ReplaySummary:
     commands: int = 0
     inputs_rejected: int = 0
     duplicates: int = 0
+    otlp: dict[str, int] | None = None  # OTLP input: what became of the spans (translator counters)
 
 
 class _Inputs:
@@ -137,8 +147,15 @@ def replay(
     auto_ack_s: float | None = None,
     timeline_every_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fmt: str = "auto",
 ) -> ReplaySummary:
-    """Run every rollout's pipeline over ``events_path`` and write the outputs into ``out_dir``."""
+    """Run every rollout's pipeline over ``events_path`` and write the outputs into ``out_dir``.
+
+    ``fmt``: ``v1`` (events), ``otlp-json`` (OTLP trace payloads, one per line) or ``auto``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if fmt == "auto":
+        fmt = detect_format(events_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timeline = Timeline(timeline_every_s) if timeline_every_s else None
@@ -181,32 +198,72 @@ def replay(
             pending.load(inputs, reject_input)
         lineno = blank = 0
         process = pipelines.process
-        for lineno, line in enumerate(source, 1):
-            if progress is not None:
-                read += len(line)
-                if not lineno & 63:
+        translator = OtlpTranslator(config.otlp, "otlp_json") if fmt == "otlp-json" else None
+        if translator is not None:
+
+            def apply(translation: Translation) -> None:
+                nonlocal last_ts
+                if translation.problem is not None:
+                    summary.rejected += 1
+                    bad = translation.problem
+                    record = {"line": lineno, "field": bad.field, "reason": bad.reason}
+                    rejected.write(orjson.dumps(record, option=_DUMP))
+                for problem in translation.rejected:
+                    summary.rejected += 1
+                    record = {"line": problem.source, "field": problem.field, "reason": problem.reason,
+                              "trace_id": problem.trace_id, "span_id": problem.span_id}  # fmt: skip
+                    rejected.write(orjson.dumps(record, option=_DUMP))
+                for ev in translation.events:
+                    summary.events += 1
+                    if pending.heap:
+                        publish(pending.due(ev.ts, pipelines))
+                    step = process(ev)
+                    if step:
+                        publish(step)
+                    if (
+                        timeline is not None
+                        and points
+                        and (point := timeline.due(pipelines.get(ev.rollout_id)))
+                    ):
+                        points.write(orjson.dumps(point, option=_DUMP))
+                    if ev.ts > last_ts:
+                        last_ts = ev.ts
+
+            for lineno, line in enumerate(source, 1):
+                if progress is not None:
+                    read += len(line)
                     progress(read, lineno)
-            ev = parse_event(line)
-            if type(ev) is not Event:
-                assert isinstance(ev, EventError)
-                if not line.strip():
-                    blank += 1
+                if line.strip():
+                    apply(translator.payload(line, lineno))
+            apply(translator.flush())
+        else:
+            for lineno, line in enumerate(source, 1):
+                if progress is not None:
+                    read += len(line)
+                    if not lineno & 63:
+                        progress(read, lineno)
+                ev = parse_event(line)
+                if type(ev) is not Event:
+                    assert isinstance(ev, EventError)
+                    if not line.strip():
+                        blank += 1
+                        continue
+                    summary.rejected += 1
+                    rejected.write(orjson.dumps({"line": lineno, **ev.to_dict()}, option=_DUMP))
                     continue
-                summary.rejected += 1
-                rejected.write(orjson.dumps({"line": lineno, **ev.to_dict()}, option=_DUMP))
-                continue
-            ts = ev.ts
-            if pending.heap:
-                publish(pending.due(ts, pipelines))
-            step = process(ev)
-            if step:
-                publish(step)
-            if timeline is not None and points and (point := timeline.due(pipelines.get(ev.rollout_id))):
-                points.write(orjson.dumps(point, option=_DUMP))
-            if ts > last_ts:
-                last_ts = ts
+                ts = ev.ts
+                if pending.heap:
+                    publish(pending.due(ts, pipelines))
+                step = process(ev)
+                if step:
+                    publish(step)
+                if timeline is not None and points and (point := timeline.due(pipelines.get(ev.rollout_id))):
+                    points.write(orjson.dumps(point, option=_DUMP))
+                if ts > last_ts:
+                    last_ts = ts
         summary.lines = lineno
-        summary.events = lineno - summary.rejected - blank
+        if translator is None:
+            summary.events = lineno - summary.rejected - blank
         # The end of the file: every open batch closes, inputs up to the last event time apply, and
         # each rollout's policy catches up with its own newest event.
         publish(pipelines.flush())
@@ -221,12 +278,29 @@ def replay(
     summary.rollouts = len(pipelines)
     summary.late_events = sum(p.engine.late_events for p in pipelines)
     summary.duplicates = sum(p.duplicates for p in pipelines)
+    if translator is not None:  # what became of the spans: events, unjoined, skipped, rejected
+        summary.otlp = translator.counters()
     report: dict[str, Any] = asdict(summary)
-    report["counters"] = {
-        rid: m.counters for p in pipelines for rid, m in sorted(p.engine.monitors.items())
-    }
+    if report["otlp"] is None:
+        del report["otlp"]
+    report["counters"] = {rid: m.counters for p in pipelines for rid, m in sorted(p.engine.monitors.items())}
     semantic = {p.rollout_id: p.engine.semantic.counters() for p in pipelines if p.engine.semantic}
     if semantic:  # per rollout: embeddings sampled and embedded, shadow pairs and losses (issue 6)
         report["semantic"] = semantic
     (out / "summary.json").write_bytes(orjson.dumps(report, option=_DUMP | orjson.OPT_INDENT_2))
     return summary
+
+
+def detect_format(path: str | Path) -> str:
+    """``otlp-json`` when the first non-blank line is an OTLP export request (``resourceSpans``), else
+    ``v1``."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                first = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return "v1"
+            return "otlp-json" if isinstance(first, dict) and "resourceSpans" in first else "v1"
+    return "v1"

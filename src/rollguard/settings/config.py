@@ -4,7 +4,7 @@ A bad config must fail at start, before any event is read, with ``file:line: fie
 Every section is optional; an empty file (or no file) gives the documented defaults. This module reads
 the YAML with the line of every field (:func:`compose_located`), checks the top level and hands each
 section to its module (``engine``, ``segments``, ``metrics``, ``rollouts``, ``embeddings``/``shadow``,
-``alerts``, ``commands``, ``promotion``, ``gate``, ``worker``), which checks it with
+``alerts``, ``commands``, ``promotion``, ``gate``, ``worker``, ``otlp``), which checks it with
 :mod:`rollguard.settings.checks`.
 
 Example::
@@ -37,6 +37,7 @@ from rollguard.settings.engine import EngineSettings, parse_engine
 from rollguard.settings.gate import GateSettings, parse_gate
 from rollguard.settings.metrics import parse_metrics
 from rollguard.settings.operators import OperatorSettings, parse_operators
+from rollguard.settings.otlp import OtlpSettings, parse_otlp
 from rollguard.settings.promotion import PromotionSettings, parse_promotion
 from rollguard.settings.rollouts import RolloutSettings, parse_rollouts
 from rollguard.settings.segments import SegmentSettings, parse_segments
@@ -109,6 +110,7 @@ class Config:
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     operators: OperatorSettings = field(default_factory=OperatorSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
 
     def rollout(self, rollout_id: str) -> RolloutSettings:
         return self.rollouts.get(rollout_id) or self.rollouts.get("*") or RolloutSettings()
@@ -128,6 +130,7 @@ class Config:
 # Sections that are also kept verbatim in Config.extra_sections, for code that reads a section's raw YAML.
 OPEN_SECTIONS: Final = frozenset(
     {"alerts", "commands", "promotion", "embeddings", "shadow", "gate", "worker", "controller", "bridge"}
+    | {"otlp"}
 )
 
 
@@ -286,6 +289,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
     metrics, quality = section(
         lambda: parse_metrics(data.get("metrics"), loc), (defaults.metrics, no_quality)
     )
+    worker = section(lambda: parse_worker(data.get("worker"), loc), defaults.worker)
     config = Config(
         alpha=alpha,
         srm_alpha=srm_alpha,
@@ -303,8 +307,9 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         promotion=section(lambda: parse_promotion(data.get("promotion"), loc), defaults.promotion),
         gate=section(lambda: parse_gate(data.get("gate"), loc), defaults.gate),
         bridge=section(lambda: parse_bridge(data.get("bridge"), loc), defaults.bridge),
-        worker=section(lambda: parse_worker(data.get("worker"), loc), defaults.worker),
+        worker=worker,
         operators=section(lambda: parse_operators(data.get("operators"), loc), defaults.operators),
+        otlp=section(lambda: parse_otlp(data.get("otlp"), loc, worker, engine.dedup_window_s), defaults.otlp),
     )
     problems = loc.problems + errors
     if problems:

@@ -50,6 +50,7 @@ from rollguard.adapters.worker.checkpoint import Checkpoint
 from rollguard.adapters.worker.dashboard import WorkerFaustApp, mount_dashboard
 from rollguard.adapters.worker.observability import WorkerMetrics, rollout_status
 from rollguard.adapters.worker.offsets import OffsetTracker, ReadGuard
+from rollguard.adapters.worker.otlp_source import OtlpSource
 from rollguard.adapters.worker.outputs import DEDUPED_ROLES, ids_by_rollout, records_of
 from rollguard.adapters.worker.side_reads import SideReader, SourceRecord, as_source
 from rollguard.adapters.worker.topics import WorkerTopics, partition_for
@@ -223,6 +224,15 @@ class WorkerRuntime:
             self.inputs_topic.get_topic_name(): "inputs",
             self.ticks_topic.get_topic_name(): "ticks",
         }
+        # OpenTelemetry trace payloads (``otlp.topic``): translated, then re-keyed like misplaced events.
+        self.otlp: OtlpSource | None = None
+        if config.otlp.topic is not None:
+            self.otlp = OtlpSource(
+                config.otlp, app, self.rekey_topic, self.dlq_topic, self.metrics.registry,
+                worker=options.app_id, clock=clock,
+                dead_letter_payload=lambda r, error, contract: self.dead_letter(r, error, contract=contract),
+            )  # fmt: skip
+            self.source_roles[self.otlp.name] = "otlp"
 
     # ------------------------------------------------------------------ partitions
     def on_assigned(self, assigned: Iterable[Any]) -> None:
@@ -261,6 +271,8 @@ class WorkerRuntime:
         self.tracker = OffsetTracker()
         self.guard = ReadGuard()
         self.committed = {}
+        if self.otlp is not None:
+            self.otlp.reset()
         mine = self.events_partitions()
         n = self.topics.partitions
         checkpoints = [
@@ -420,6 +432,8 @@ class WorkerRuntime:
                 await self.on_event(r, generation)
             elif role == "ticks":
                 await self.on_tick(r, generation)
+            elif role == "otlp" and self.otlp is not None:
+                await self.otlp.on_payload(r, lambda: generation == self.generation)
             else:
                 await self.on_input(r, generation)
 
@@ -607,8 +621,10 @@ class WorkerRuntime:
         """Commit each source partition's low watermark (what every checkpoint covers), when it moved."""
         generation = self.generation
         offsets = {}
-        for tp in self.tracker.partitions():
-            low = self.tracker.low(tp)
+        points = {tp: self.tracker.low(tp) for tp in self.tracker.partitions()}
+        if self.otlp is not None:
+            points.update(self.otlp.commit_points())
+        for tp, low in points.items():
             if low > self.committed.get(tp, -1):
                 offsets[tp] = low
         if not offsets or generation != self.generation:
@@ -670,6 +686,7 @@ class WorkerRuntime:
                 "refetched": s.refetched,
                 "idle_closed": s.idle_closed,
                 "errors": s.errors,
+                **({"otlp": self.otlp.counters()} if self.otlp is not None else {}),
             },
             "silences": [sil.to_state() for _, sil in sorted(self.pipelines.shared.silences.items())],
             "rollouts": rollouts,
@@ -828,6 +845,7 @@ def create_app(
         rt.control_topic,
         rt.inputs_topic,
         rt.ticks_topic,
+        *([rt.otlp.topic] if rt.otlp is not None else []),
     ):
 
         @app.agent(topic, name=f"{options.app_id}.source.{topic.get_topic_name()}")
@@ -843,6 +861,8 @@ def create_app(
             # still need their resolves and expiries, and /status must show them.
             await rt.ready()
             rt.sync_silences()
+            if rt.otlp is not None:
+                await rt.otlp.idle_flush()
             await rt.idle_sweep()
             await rt.commit()
 

@@ -125,14 +125,20 @@ def run_worker(args: argparse.Namespace) -> int:
     except (TopicContractError, OSError) as exc:
         log.error("%s", exc)
         return 1
+    wanted = [*topics.all_names(), *([config.otlp.topic] if config.otlp.topic is not None else [])]
     try:
-        actual = _partition_counts(bootstrap, security, topics.all_names())
+        actual = _partition_counts(bootstrap, security, wanted)
     except Exception as exc:
         log.error("cannot reach Kafka at %s: %s: %s", bootstrap, type(exc).__name__, exc)
         return 1
-    missing = [n for n in topics.all_names() if n not in actual]
+    missing = [n for n in wanted if n not in actual]
     if missing:
-        log.error("topics missing: %s; run `rollguard topics apply --bootstrap %s` first", missing, bootstrap)
+        hint = (
+            "the Collector's Kafka exporter writes otlp.topic"
+            if missing == [config.otlp.topic]
+            else (f"run `rollguard topics apply --bootstrap {bootstrap}` first")
+        )
+        log.error("topics missing: %s; %s", missing, hint)
         return 1
     if actual[topics.events] != topics.partitions:
         log.warning(

@@ -364,7 +364,6 @@ def scale(bootstrap: str, n_events: int) -> None:
     results = {}
     for workers in (1, 2):
         topics = make_topics(bootstrap, partitions=6)
-        produce(bootstrap, topics.events, events, rollout_key)
         app_id = f"scale-{workers}-{uuid.uuid4().hex[:8]}"
         contracts = Path(tempfile.mkdtemp())
         from worker_kit import get_json, wait_ready, worker_command, write_contracts
@@ -376,15 +375,29 @@ def scale(bootstrap: str, n_events: int) -> None:
         ports = []
         for w in range(workers):
             port = free_port()
-            cfg = contracts / f"w{w}.yaml"
+            cfg = contracts.parent / f"{contracts.name}-w{w}.yaml"  # not among the topic contracts
             cfg.write_text(f"worker: {{web_port: {port}, idle_after_s: 3600}}\n")
             cmd = worker_command(bootstrap, cfg, contracts, app_id, contracts / f"data{w}")
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            log = (contracts / f"w{w}.log").open("wb")
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             ports.append(port)
         try:
-            for p, port in zip(procs, ports, strict=True):
-                wait_ready(p, port, 120)
+            for w, (p, port) in enumerate(zip(procs, ports, strict=True)):
+                try:
+                    wait_ready(p, port, 120)
+                except AssertionError:
+                    print((contracts / f"w{w}.log").read_text()[-3000:], file=sys.stderr)
+                    raise
+            # The group settles (every worker holds partitions) before the traffic arrives, so that
+            # neither the start-up nor a rebalance is inside the measured time.
+            deadline = time.monotonic() + 120
+            while not all(
+                get_json(f"http://127.0.0.1:{port}/status")["worker"]["partitions"] for port in ports
+            ):
+                assert time.monotonic() < deadline, "the group never gave every worker partitions"
+                time.sleep(0.5)
             t0 = time.monotonic()
+            produce(bootstrap, topics.events, events, rollout_key)
             while sum(
                 get_json(f"http://127.0.0.1:{port}/status")["worker"]["applied"] for port in ports
             ) < len(events):

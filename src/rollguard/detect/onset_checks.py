@@ -35,7 +35,21 @@ BLOCK_MIN: Final = 30
 BoolArray = npt.NDArray[np.bool_]
 
 
-class MeanOnset:
+class DetectorBanks:
+    """Per-metric onset detectors, each with a row per cohort slot: they grow and forget slots together."""
+
+    banks: dict[str, PairedChangeDetector]
+
+    def grow(self, cap: int) -> None:
+        for bank in self.banks.values():
+            bank.grow(cap)
+
+    def forget(self, slot: int) -> None:
+        for bank in self.banks.values():
+            bank.reset(slot)
+
+
+class MeanOnset(DetectorBanks):
     """The paired onset detector of every mean-type metric, by metric name."""
 
     def __init__(self, horizon_updates: float, grid_s: float) -> None:
@@ -45,14 +59,6 @@ class MeanOnset:
 
     def add(self, test: MeanTest, cap: int) -> None:
         self.banks[test.spec.name] = PairedChangeDetector(cap, self.horizon, self.grid_s)
-
-    def grow(self, cap: int) -> None:
-        for bank in self.banks.values():
-            bank.grow(cap)
-
-    def forget(self, slot: int) -> None:
-        for bank in self.banks.values():
-            bank.reset(slot)
 
     def update(
         self,
@@ -141,7 +147,7 @@ def _block_contrast(
     return contrast, variance
 
 
-class TailOnset:
+class TailOnset(DetectorBanks):
     """The paired onset detector of every tail metric on exceedances, by metric name.
 
     Per batch, canary responses above T = (1 + r)·q̂_p(control) + m against control responses above
@@ -162,14 +168,6 @@ class TailOnset:
         """One detector per tail metric, each at half the tail's α (the other half: its cumulative
         test)."""
         return cls({spec.name: PairedChangeDetector(cap, horizon_updates, grid_s) for spec in tails.specs})
-
-    def grow(self, cap: int) -> None:
-        for bank in self.banks.values():
-            bank.grow(cap)
-
-    def forget(self, slot: int) -> None:
-        for bank in self.banks.values():
-            bank.reset(slot)
 
     def update(
         self,

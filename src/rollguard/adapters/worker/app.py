@@ -719,16 +719,6 @@ def _decode_key(key: Any) -> str | None:
     return str(key)
 
 
-def _raw(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    return str(value).encode("utf-8")
-
-
 def validate_message(value: Any) -> Event | EventError:
     """:func:`parse_event` plus the cases a Kafka message adds (tombstones); never raises."""
     if value is None:

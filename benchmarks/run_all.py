@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "controller": ("controller_bench.py", ["--commands", "100"]),
     "bridge": ("bridge_bench.py", ["--alerts", "200"]),
     "otlp": ("otlp_bench.py", ["--requests", "10000", "--repeat", "2"]),
+    # The latency part paces four minutes of traffic at 2,000 events/s: only with --full.
+    "worker": ("worker_bench.py", ["--events", "20000", "--recovery-rollouts", "30", "--only", "1,3,4"]),
 }
 
 

@@ -207,9 +207,13 @@ def make_traffic(
     onset_s: float = 60.0,
     seed: int = 5,
     noise: bool = True,
+    error_rate: float = 0.30,
+    failing: tuple[str, str] = ("coding", ""),
+    mix: tuple[float, float, float, float] = (0.4, 0.3, 0.2, 0.1),
 ) -> Traffic:
-    """``n`` requests over ``duration_s`` from ``start_s``: canary coding requests fail 30% of the time
-    after ``onset_s``. ``noise`` adds what rollguard must skip or reject: inference spans in traces
+    """``n`` requests over ``duration_s`` from ``start_s``: canary requests of the ``failing`` input class
+    (and tenant, unless "") fail ``error_rate`` of the time after ``onset_s`` (1% before, and on every
+    other request). ``mix``: the shares of the input classes (chat, coding, summarize, internal). ``noise`` adds what rollguard must skip or reject: inference spans in traces
     without a flag evaluation, embeddings spans, and one span with a negative token count."""
     rng = np.random.default_rng(seed)
     ids = SeededIds(seed)
@@ -229,7 +233,7 @@ def make_traffic(
         for i in range(n):
             end_ns = int(ends[i] * 1e9)
             unit = f"user-{int(rng.integers(0, 1500)):05d}"
-            cls = CLASSES[int(rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]))]
+            cls = CLASSES[int(rng.choice(4, p=list(mix)))]
             tenant = TENANTS[int(rng.integers(0, 3))]
             latency_ns = int(rng.lognormal(np.log(700.0), 0.35) * 1e6)
             ttft_s = float(latency_ns / 1e9 * rng.uniform(0.1, 0.3))
@@ -253,10 +257,11 @@ def make_traffic(
                         served[SUMMARY] = evaluator.variant(SUMMARY, unit, cls)
                 arm = served[CHAT][0] if CHAT in served else "control"
                 model = MODELS[arm]
-                failing = arm == "canary" and cls == "coding" and ends[i] - start_s > onset_s
+                in_scope = cls == failing[0] and failing[1] in ("", tenant)
+                failing_now = arm == "canary" and in_scope and ends[i] - start_s > onset_s
                 status = (
                     "error"
-                    if draw < (0.30 if failing else 0.01)
+                    if draw < (error_rate if failing_now else 0.01)
                     else "timeout"
                     if draw > 0.995
                     else "refusal"

@@ -49,7 +49,7 @@ from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.worker.checkpoint import Checkpoint
 from rollguard.adapters.worker.dashboard import WorkerFaustApp, mount_dashboard
 from rollguard.adapters.worker.observability import WorkerMetrics, rollout_status
-from rollguard.adapters.worker.offsets import OffsetTracker, ReadGuard
+from rollguard.adapters.worker.offsets import OffsetTracker, ReadGuard, StallWatch
 from rollguard.adapters.worker.otlp_source import OtlpSource
 from rollguard.adapters.worker.outputs import DEDUPED_ROLES, ids_by_rollout, records_of
 from rollguard.adapters.worker.side_reads import SideReader, SourceRecord, as_source
@@ -69,6 +69,8 @@ trace = logging.getLogger("rollguard.worker.offsets")
 TP = tuple[str, int]
 STATE_TABLE: Final = "pipelines"
 SIDE_READ_S: Final = 30.0  # a hole that cannot be read in this time is retried at the next message
+STALL_S: Final = 5.0  # a partition's next message on the broker but not delivered for this long is read
+STALL_READ_MAX: Final = 5000  # messages read at once for a stalled partition (the rest at the next sweep)
 SILENCE_TABLE: Final = "silences"
 
 
@@ -171,6 +173,7 @@ class WorkerRuntime:
         self.runtimes: dict[str, RolloutRuntime] = {}
         self.tracker = OffsetTracker()
         self.guard = ReadGuard()
+        self.stalls = StallWatch(STALL_S)
         self.marks: dict[TP, int] = {}  # newest offset known on each output partition
         self.output_partitions: dict[str, int] = {}
         self.stats = WorkerStats()
@@ -270,6 +273,7 @@ class WorkerRuntime:
         self.pipelines.by_rollout.clear()
         self.tracker = OffsetTracker()
         self.guard = ReadGuard()
+        self.stalls.forget()
         self.committed = {}
         if self.otlp is not None:
             self.otlp.reset()
@@ -436,6 +440,44 @@ class WorkerRuntime:
                 await self.otlp.on_payload(r, lambda: generation == self.generation)
             else:
                 await self.on_input(r, generation)
+
+    async def read_stalled(self) -> None:
+        """Read, and handle in order, the messages of any source partition that the broker holds but
+        Faust has not delivered for :data:`STALL_S` (see :class:`StallWatch`; called under
+        :attr:`work_lock`, after :meth:`ready`)."""
+        if self.app.rebalancing or getattr(self.app, "in_recovery", False):
+            self.stalls.forget()  # Faust holds its streams back meanwhile: not a stall
+            return
+        generation = self.generation
+        consumer = self.app.consumer
+        now = time.monotonic()
+        for tp in sorted(self.assigned):
+            if tp[0] not in self.source_roles:
+                continue
+            needed = self.guard.next_needed(tp)
+            if needed is None:
+                needed = self.lowest_needed.get(tp, self.committed.get(tp))
+            try:
+                high = consumer.highwater(_faust_tp(*tp))
+            except Exception:
+                continue
+            stretch = self.stalls.check(tp, needed, int(high) if high is not None else None, now)
+            if stretch is None:
+                continue
+            first, end = stretch[0], min(stretch[1], stretch[0] + STALL_READ_MAX)
+            log.warning("%s[%d]: offsets %d..%d not delivered for %.0f s: reading them",
+                        tp[0], tp[1], first, end - 1, STALL_S)  # fmt: skip
+            try:
+                records = await asyncio.wait_for(self.side.records({tp: first - 1}, {tp: end}), SIDE_READ_S)
+            except (TimeoutError, OSError) as exc:
+                log.error("%s[%d]: could not read offsets %d..%d (%s): retrying", tp[0], tp[1], first,
+                          end - 1, exc)  # fmt: skip
+                continue
+            self.stats.refetched += len(records)
+            for r in records:
+                if generation != self.generation:
+                    return
+                await self.deliver(r)
 
     async def on_event(self, r: SourceRecord, generation: int) -> None:
         """One message of the events (or re-key) topic."""
@@ -850,6 +892,7 @@ def create_app(
             # Restore at once after an assignment, not at the first message: a quiet partition's rollouts
             # still need their resolves and expiries, and /status must show them.
             await rt.ready()
+            await rt.read_stalled()
             rt.sync_silences()
             if rt.otlp is not None:
                 await rt.otlp.idle_flush()

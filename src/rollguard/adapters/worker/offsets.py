@@ -108,6 +108,11 @@ class ReadGuard:
     def knows(self, tp: TP) -> bool:
         return tp in self.lower or tp in self.expected
 
+    def next_needed(self, tp: TP) -> int | None:
+        """The offset this partition's next message must have (None: not known yet)."""
+        expected = self.expected.get(tp)
+        return expected if expected is not None else self.lower.get(tp)
+
     def start(self, tp: TP, lowest_needed: int | None) -> None:
         """The lowest offset this partition's first message may have (None: any)."""
         self.lower[tp] = lowest_needed
@@ -123,3 +128,42 @@ class ReadGuard:
             return "old"
         self.expected[tp] = offset + 1
         return "ok" if offset == expected else (expected, offset)
+
+
+class StallWatch:
+    """Partitions whose next needed message has not come for ``after_s`` although the broker has it.
+
+    The hole check above needs a later message to reveal a hole; when the messages Faust dropped were
+    the last ones of a quiet partition, none comes. So the worker also watches each source partition's
+    high watermark: when it is past the next offset needed and that offset has not moved for
+    ``after_s`` seconds, the stretch is read by the worker itself (a message Faust still delivers later
+    is then ``"old"``). A reported stretch is reported again only after another ``after_s``.
+
+    >>> watch = StallWatch(after_s=5.0)
+    >>> [watch.check(("t", 0), needed=7, high=9, now=t) for t in (0.0, 3.0, 5.0, 6.0)]
+    [None, None, (7, 9), None]
+    >>> watch.check(("t", 0), needed=9, high=9, now=7.0) is None  # caught up
+    True
+    """
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._since: dict[TP, tuple[int, float]] = {}  # (next needed offset, when it was first seen)
+
+    def check(self, tp: TP, needed: int | None, high: int | None, now: float) -> tuple[int, int] | None:
+        """The stretch ``(first, end)`` (end exclusive) to read now, or None."""
+        if needed is None or high is None or high <= needed:
+            self._since.pop(tp, None)
+            return None
+        seen = self._since.get(tp)
+        if seen is None or seen[0] != needed:
+            self._since[tp] = (needed, now)
+            return None
+        if now - seen[1] < self.after_s:
+            return None
+        self._since[tp] = (needed, now)
+        return needed, high
+
+    def forget(self) -> None:
+        """A new assignment: every partition is watched afresh."""
+        self._since.clear()

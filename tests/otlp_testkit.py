@@ -213,8 +213,9 @@ def make_traffic(
 ) -> Traffic:
     """``n`` requests over ``duration_s`` from ``start_s``: canary requests of the ``failing`` input class
     (and tenant, unless "") fail ``error_rate`` of the time after ``onset_s`` (1% before, and on every
-    other request). ``mix``: the shares of the input classes (chat, coding, summarize, internal). ``noise`` adds what rollguard must skip or reject: inference spans in traces
-    without a flag evaluation, embeddings spans, and one span with a negative token count."""
+    other request). ``mix``: the shares of the input classes (chat, coding, summarize, internal).
+    ``noise`` adds what rollguard must skip or reject: inference spans in traces without a flag
+    evaluation, embeddings spans, and one span with a negative token count."""
     rng = np.random.default_rng(seed)
     ids = SeededIds(seed)
     gw_exporter, llm_exporter = InMemorySpanExporter(), InMemorySpanExporter()

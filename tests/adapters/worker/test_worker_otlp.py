@@ -39,7 +39,8 @@ from rollguard.settings.config import parse_config
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
 IDLE_S = 45.0
 KEY = b"otlp-e2e-signing-key"
-WORKER_CONFIG = CONFIG + "embeddings: {enabled: false}\ncommands: {progression: [rollback]}\n"
+SCOPED = [("disable_scope", {"input_class": "coding"})]  # the one command of the end-to-end traffic
+WORKER_CONFIG = CONFIG + "embeddings: {enabled: false}\n"
 
 
 def _stamp(kind: str, record: dict[str, Any]) -> float:
@@ -69,6 +70,14 @@ def ticks_handled(wa: Any) -> bool:
     return sent and not any(n for (topic, _), n in rt.lag().items() if topic.endswith("-ticks"))
 
 
+def _last_ts(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Each rollout's last event time."""
+    out: dict[str, float] = {}
+    for ev in events:
+        out[str(ev["rollout_id"])] = max(out.get(str(ev["rollout_id"]), 0.0), float(ev["ts"]))
+    return out
+
+
 def _until(records: dict[str, list[dict[str, Any]]], last_ts: dict[str, float]) -> dict[str, Any]:
     """Per output and rollout, the records stamped no later than the rollout's last event time (the
     idle tick's wall-clock advance adds records after it in the worker only)."""
@@ -85,7 +94,11 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
 ) -> None:
     flags = write_flags(tmp_path / "flags.json")
     duration = 900.0
-    traffic = make_traffic(flags, n=3000, start_s=now_window(duration), duration_s=duration)
+    # Coding requests (15% of the traffic) regress on the canary: a scoped command, not a rollback.
+    traffic = make_traffic(
+        flags, n=12000, start_s=now_window(duration), duration_s=duration, error_rate=0.3,
+        mix=(0.45, 0.15, 0.3, 0.1),
+    )  # fmt: skip
     payloads = traffic.payloads()
     # Both encodings on one topic (``encoding: auto``), and one message that is no OTLP export at all.
     messages = [otlp_json(p) if i % 2 else p for i, p in enumerate(payloads)]
@@ -105,10 +118,8 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
     expected = replay_outputs(
         [orjson.dumps(e) for e in traffic.events], tmp_path, parse_config(WORKER_CONFIG), signing_key=KEY
     )
-    assert [c["action"] for c in expected["control"]] == ["rollback"]
-    last_ts: dict[str, float] = {}
-    for ev in traffic.events:
-        last_ts[str(ev["rollout_id"])] = max(last_ts.get(str(ev["rollout_id"]), 0.0), float(ev["ts"]))
+    assert [(c["action"], c["scope"]) for c in expected["control"]] == SCOPED
+    last_ts = _last_ts(traffic.events)
 
     clock = ManualClock()
     options = WorkerOptions(
@@ -142,17 +153,19 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
 
     got = worker_outputs(kafka_bootstrap, topics)
     assert _until(got, last_ts) == _until(expected, last_ts)
-    assert [c["action"] for c in got["control"]] == ["rollback"]
+    assert [(c["action"], c["scope"]) for c in got["control"]] == SCOPED
 
     dead = [orjson.loads(v) for _, v in read_topic(kafka_bootstrap, topics.dead_letter)]
     assert sorted((d["contract"], d["field"], d.get("trace_id"), d.get("span_id")) for d in dead) == sorted(
         [("otlp.traces", "", None, None), ("otlp.span", "gen_ai.usage.output_tokens", *traffic.malformed[0])]
     )
-    for name in topics.all_names():
+    # Not even the worker's own re-key topic carries message contents (no embeddings to use them).
+    for name in [*topics.all_names(), wa.runtime.rekey_topic.get_topic_name()]:
         for _, value in read_topic(kafka_bootstrap, name, timeout_ms=1000):
             assert MARKER.encode() not in value, f"message content copied to {name}"
 
-    # The reference controller applies the rollback to the flag that served the variants.
+    # The reference controller applies the scoped command to the flag that served the variants, the
+    # scope's dimension mapped to the evaluation-context key the flag targets on (input_class -> inputClass).
     contracts = write_contracts(topics, tmp_path / "topics")
     key_file = tmp_path / "command.key"
     key_file.write_bytes(KEY + b"\n")
@@ -170,14 +183,14 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
         proc.terminate()
         proc.wait(timeout=30)
     assert ack["status"] == "applied", ack
-    flag = orjson.loads(flags.read_bytes())["flags"][CHAT]
-    assert flag["defaultVariant"] == "control"
     evaluator = Evaluator(flags)
     try:
-        served = {evaluator.variant(CHAT, f"user-{u:05d}", "coding")[0] for u in range(200)}
+        coding = {evaluator.variant(CHAT, f"user-{u:05d}", "coding")[0] for u in range(200)}
+        chat = [evaluator.variant(CHAT, f"user-{u:05d}", "chat")[0] for u in range(200)]
     finally:
         evaluator.close()
-    assert served == {"control"}
+    assert coding == {"control"}  # the regressed scope is off the canary
+    assert 0.15 < chat.count("canary") / len(chat) < 0.45  # the rest of the traffic stays on it (30%)
 
 
 def _ack_for(bootstrap: str, topic: str, command_id: str, timeout_s: float) -> dict[str, Any]:
@@ -246,11 +259,19 @@ def test_a_worker_restarted_midway_translates_the_held_spans_again_and_counts_ev
             )
             clock.now += config.otlp.idle_flush_s
             await wait_until(lambda: events_in(second) >= len(traffic.events), 240, "every event applied")
+            clock.now += IDLE_S
+            await wait_until(lambda: ticks_handled(second), 120, "the idle ticks")
         finally:
             await second.stop()
 
     asyncio.run(run_second())
     assert events_in(second) == len(traffic.events)  # each counted once, in the restored state
+    # ... and what the two workers published together is what one replay of the traffic writes.
+    expected = replay_outputs(
+        [orjson.dumps(e) for e in traffic.events], tmp_path, parse_config(WORKER_CONFIG), signing_key=KEY
+    )
+    last_ts = _last_ts(traffic.events)
+    assert _until(worker_outputs(kafka_bootstrap, topics), last_ts) == _until(expected, last_ts)
     otlp = second.runtime.otlp
     assert otlp is not None and otlp.counters()["payloads"] > len(payloads) - half  # the held ones read again
     assert second.stats.errors == 0 and second.stats.dead_lettered == 0

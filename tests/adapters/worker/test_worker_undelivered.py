@@ -30,9 +30,7 @@ def _queued(wa: Any, topic: str) -> int:
 def test_the_last_messages_of_a_quiet_partition_dropped_by_faust_are_read_by_the_worker(
     kafka_bootstrap: str,
 ) -> None:
-    events = [
-        orjson.dumps(ev) for ev in generate(get_scenario("aa", seed=5, duration_s=60, rate_per_s=10))
-    ]
+    events = [orjson.dumps(ev) for ev in generate(get_scenario("aa", seed=5, duration_s=60, rate_per_s=10))]
     first, rest = events[:200], events[200:]
     topics = make_topics(kafka_bootstrap, partitions=1)
     options = WorkerOptions(kafka_bootstrap, app_id=f"undelivered-{topics.events}", web_enabled=False,

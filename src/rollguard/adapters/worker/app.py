@@ -234,6 +234,7 @@ class WorkerRuntime:
                 config.otlp, app, self.rekey_topic, self.dlq_topic, self.metrics.registry,
                 worker=options.app_id, clock=clock,
                 dead_letter_payload=lambda r, error, contract: self.dead_letter(r, error, contract=contract),
+                keep_text=self.pipelines.model[0] is not None,  # an embedder to use the texts
             )  # fmt: skip
             self.source_roles[self.otlp.name] = "otlp"
 

@@ -21,6 +21,9 @@ produced is on the re-key topic. After a restart or a rebalance the payloads fro
 again; the events already published come again with the same ``event_id`` and are dropped as duplicates
 by their rollout's pipeline (``engine.dedup_window_s`` must exceed ``otlp.join_window_s``, which the
 config checks).
+
+Message contents become ``response_text`` only for the embeddings; with embeddings off they are not
+re-published at all (the re-key topic is the worker's own, but its records are as readable as any).
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class OtlpSource:
         worker: str,
         clock: Callable[[], float],
         dead_letter_payload: Callable[[SourceRecord, EventError, str], Awaitable[None]],
+        keep_text: bool = True,
     ) -> None:
         assert settings.topic is not None
         self.settings = settings
@@ -72,6 +76,7 @@ class OtlpSource:
         self.worker = worker
         self.clock = clock
         self._dead_letter_payload = dead_letter_payload
+        self.keep_text = keep_text  # False: response texts are not re-published (no embeddings to use them)
         self.translators: dict[TP, OtlpTranslator] = {}
         self.heads: dict[TP, int] = {}
         self.last_wall: dict[TP, float] = {}
@@ -161,7 +166,10 @@ class OtlpSource:
         sends = []
         for ev in translation.events:
             key = ev.rollout_id.encode("utf-8")
-            sends.append(await self.rekey_topic.send(key=key, value=orjson.dumps(ev.to_dict()), force=True))
+            record = ev.to_dict()
+            if not self.keep_text:
+                record.pop("response_text", None)
+            sends.append(await self.rekey_topic.send(key=key, value=orjson.dumps(record), force=True))
         if sends:
             await asyncio.gather(*sends)
             self.published += len(sends)

@@ -183,6 +183,7 @@ def _cs_miss_rate(
     p_t: float = 0.02,
     sd_t: float = 1.0,
     chunk: int = 200,
+    tau2_factors: tuple[float, ...] = (1.0,),
 ) -> tuple[float, float]:
     """Share of runs in which the CS (and a naive fixed-n 95 % interval) excludes the truth at ANY step.
 
@@ -220,7 +221,7 @@ def _cs_miss_rate(
                 vt = np.maximum((qt - nt * mt * mt) / (nt - 1), 0.0)
                 vc = np.maximum((qc - nc * mc * mc) / (nc - 1), 0.0)
                 ok = (nt >= n_min) & (nc >= n_min)
-        lo, hi = difference_cs_many(mt, vt, nt, mc, vc, nc, alpha, tau2)
+        lo, hi = difference_cs_many(mt, vt, nt, mc, vc, nc, alpha, tau2, tau2_factors=tau2_factors)
         miss = ok & ((lo > truth) | (hi < truth))
         misses += int(miss.any(axis=1).sum())
         z = 1.959964 * np.sqrt(estimator_variance_arr(vt, nt, vc, nc))
@@ -276,3 +277,41 @@ def test_coverage_skewed_lognormal_small_arm() -> None:
     tau2 = _hardest_tau2(var, 0.1, steps, alpha)
     miss, _ = _cs_miss_rate("lognormal", 0.1, alpha, tau2, runs=400, steps=steps, seed=3)
     assert miss <= alpha, miss
+
+
+LADDER = (1.0, 1e2, 1e4)
+
+
+def test_the_ladder_of_mixing_variances_matches_its_scalar_form_and_the_smallest_halfwidth() -> None:
+    rng = np.random.default_rng(8)
+    k = 30
+    mt, mc = rng.normal(size=k), rng.normal(size=k)
+    vt, vc = rng.uniform(0.1, 3, k), rng.uniform(0.1, 3, k)
+    nt, nc = rng.integers(1, 500, k), rng.integers(1, 500, k)
+    lo, hi = difference_cs_many(mt, vt, nt, mc, vc, nc, 0.01, 0.2, tau2_factors=LADDER)
+    for i in range(k):
+        slo, shi = difference_cs(
+            mt[i], vt[i], int(nt[i]), mc[i], vc[i], int(nc[i]), 0.01, 0.2, tau2_factors=LADDER
+        )
+        assert lo[i] == pytest.approx(slo, rel=1e-12) and hi[i] == pytest.approx(shi, rel=1e-12)
+        v = estimator_variance(vt[i], int(nt[i]), vc[i], int(nc[i]))
+        each = [normal_mixture_halfwidth(v, 0.2 * f, 0.01 / 3) for f in LADDER]
+        assert (shi - slo) / 2 == pytest.approx(min(each), rel=1e-12)
+
+
+def test_the_ladder_decides_a_large_regression_in_a_small_cohort_with_far_fewer_requests() -> None:
+    # a small cohort's canary error rate 1.4 % -> 37 % (107 canary, 209 control requests so far), a
+    # 0.5-point margin at alpha 1e-5: one tau at the margin needs thousands of requests more
+    args = (0.37, 0.37 * 0.63, 107, 0.014, 0.014 * 0.986, 209, 0.005, 1e-5, 0.005**2)
+    assert samples_to_decide(*args) > 1000
+    assert samples_to_decide(*args, tau2_factors=LADDER) == 0.0
+
+
+@pytest.mark.parametrize(("frac_t", "alpha"), [(0.1, 0.05), (0.1, 0.01)])
+def test_the_ladder_still_covers_rare_events_at_every_look(frac_t: float, alpha: float) -> None:
+    steps = 5000
+    for tau2 in (_hardest_tau2(0.02 * 0.98, frac_t, steps, alpha), 0.005**2):
+        miss, _ = _cs_miss_rate(
+            "bernoulli", frac_t, alpha, tau2, runs=600, steps=steps, seed=15, tau2_factors=LADDER
+        )
+        assert miss <= alpha, (tau2, miss)

@@ -23,6 +23,7 @@ from rollguard.detect.arrays import ArmRead
 from rollguard.detect.batch_columns import FloatArray
 from rollguard.detect.budget import AlphaBudget
 from rollguard.detect.comparisons import (
+    TAU2_LADDER,
     ArmSummary,
     absolute_margin,
     compare_means,
@@ -204,7 +205,9 @@ def slot_states(
     t2 = np.where(np.isnan(tau2), 1.0, tau2)
     mt, mc, vc = s * mean_t, s * lam * mean_c, lam * lam * var_c
     has = alphas > 0
-    lo, hi = difference_cs_many(mt, var_t, n_t, mc, vc, n_c, np.where(has, alphas, 0.5), t2)
+    lo, hi = difference_cs_many(
+        mt, var_t, n_t, mc, vc, n_c, np.where(has, alphas, 0.5), t2, tau2_factors=TAU2_LADDER
+    )
     lo, hi = np.where(has, lo, -np.inf), np.where(has, hi, np.inf)
     out = np.zeros(n_t.shape, dtype=np.int8)
     out[lo - m > 0] = STATE_CODE[VerdictState.REGRESSED]

@@ -18,12 +18,15 @@ Estimators (:mod:`.moments`, :mod:`.sketch`)
 
 Canary vs control (:mod:`.confseq`, :mod:`.quantile_cs`)
 
-- ``difference_cs(mean_t, var_t, n_t, mean_c, var_c, n_c, alpha, tau2, *, robust=True) -> (lo, hi)``:
+- ``difference_cs(mean_t, var_t, n_t, mean_c, var_c, n_c, alpha, tau2, *, robust=True,
+  tau2_factors=(1.0,)) -> (lo, hi)``:
   (1-α) confidence sequence for ``μ_t - μ_c`` (normal mixture); ``(-inf, inf)`` while an arm is empty.
-  ``var_*`` are per-observation variances; ``robust`` floors each arm's at the other's (keep it on).
+  ``var_*`` are per-observation variances; ``robust`` floors each arm's at the other's (keep it on);
+  ``tau2_factors``: a ladder of mixing variances, each CS at α/K, intersected (fast on large effects).
 - ``difference_cs_many(...)``: the same over numpy arrays (broadcast), e.g. every (cohort, metric).
 - ``estimator_variance(var_t, n_t, var_c, n_c, robust=True)``: the ``v`` used by the CS.
-- ``normal_mixture_halfwidth(v, tau2, alpha)``: its half-width at estimator variance ``v`` (arrays ok).
+- ``normal_mixture_halfwidth(v, tau2, alpha)``: its half-width at estimator variance ``v`` (arrays ok);
+  ``ladder_halfwidth(v, tau2, alpha, tau2_factors)`` that of the laddered CS.
 - ``mixture_log_bayes_factor(diff, v, tau2, delta0=0)``, ``mixture_p_value(diff, v, tau2, delta0=0)``:
   mSPRT e-value / p-value for ``Δ = delta0`` (keep the running min of the p-value).
 - ``samples_to_decide(mean_t, var_t, n_t, mean_c, var_c, n_c, margin, alpha, tau2, *, robust=True,
@@ -84,6 +87,7 @@ from rollguard.stats.confseq import (
     difference_cs,
     difference_cs_many,
     estimator_variance,
+    ladder_halfwidth,
     mixture_log_bayes_factor,
     mixture_p_value,
     normal_mixture_halfwidth,
@@ -120,6 +124,7 @@ __all__ = [
     "difference_cs_many",
     "distance_cs",
     "estimator_variance",
+    "ladder_halfwidth",
     "log_e_value_beyond",
     "mahalanobis_norm",
     "mixture_log_bayes_factor",

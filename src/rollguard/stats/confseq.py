@@ -52,6 +52,19 @@ fixed-n z-test at the same α (the price of looking after every event). For a no
 16× too large 15 %, 16× too small 49 %. When unsure, err on the large side. ``τ²`` is on the scale of
 the *difference* (for rates: τ² = 0.005² for a 0.5 percentage-point margin).
 
+A ladder of mixing variances
+----------------------------
+One τ² is near-optimal for effects about one margin from it and slow for much larger ones: at
+τ² = margin² the interval is about ``sqrt(2 v² / τ² · log(1/α))`` wide while ``v ≫ τ²``, so a canary
+whose error rate went from 1 % to 37 % in a small cohort (``v`` ≈ 0.0035, τ = 0.5 pp, α = 1e-5) has an
+interval more than ±3 wide (on a difference of rates) and is decided only after thousands of requests.
+The intersection of K confidence sequences, each at ``α/K``, is a (1-α) CS (a union bound over the K
+events "misses Δ at some time"), and all K are centred at ``D``, so the intersection is ``D ± min_k h_k``.
+With ``tau2_factors`` = (1, 10², 10⁴) the test keeps near-optimal power at the margin (the threshold
+grows from log(1/α) to log(K/α): +10 % at α = 1e-5) and decides effects 10 and 100 margins large about
+as early as a CS tuned for them would. (Mixing over τ² with a prior, Howard et al. 2021 §3.4, is the
+smooth version of the same idea; the finite intersection keeps the closed form.)
+
 Relative margins
 ----------------
 "Canary mean worse than control by more than 10 %" is the linear contrast ``μ_t - λ μ_c > 0`` with
@@ -79,6 +92,7 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import overload
 
 import numpy as np
@@ -88,6 +102,7 @@ __all__ = [
     "difference_cs",
     "difference_cs_many",
     "estimator_variance",
+    "ladder_halfwidth",
     "mixture_log_bayes_factor",
     "mixture_p_value",
     "normal_mixture_halfwidth",
@@ -128,6 +143,27 @@ def normal_mixture_halfwidth(v: float | FloatArray, tau2: float, alpha: float) -
         h2 = 2.0 * va * (1.0 + va / tau2) * (math.log(1.0 / alpha) + 0.5 * np.log1p(tau2 / va))
     h: FloatArray = np.where(va > 0.0, np.sqrt(h2), 0.0)
     return h
+
+
+def ladder_halfwidth(v: float, tau2: float, alpha: float, tau2_factors: Sequence[float] = (1.0,)) -> float:
+    """Half-width of the intersection of the normal-mixture CSs at mixing variances ``τ²·f`` for each
+    ``f`` in ``tau2_factors``, each at ``α/K`` (see "A ladder of mixing variances"); one factor of 1 is
+    :func:`normal_mixture_halfwidth`.
+
+    >>> round(ladder_halfwidth(0.0035, 0.005**2, 1e-5), 2)   # one τ² at the margin: ±3.4
+    3.37
+    >>> round(ladder_halfwidth(0.0035, 0.005**2, 1e-5, (1.0, 1e2, 1e4)), 2)   # the ladder: ±0.32
+    0.32
+    >>> ladder = ladder_halfwidth(1e-6, 0.005**2, 1e-5, (1.0, 1e2, 1e4))   # at the margin's own scale:
+    >>> round(ladder / ladder_halfwidth(1e-6, 0.005**2, 1e-5), 3)   # 4 % wider than the single τ²
+    1.041
+    """
+    _check(alpha, tau2)
+    return _ladder(v, tau2, math.log(len(tau2_factors) / alpha), tau2_factors)
+
+
+def _ladder(v: float, tau2: float, log_k_over_alpha: float, tau2_factors: Sequence[float]) -> float:
+    return min(_halfwidth(v, tau2 * f, log_k_over_alpha) for f in tau2_factors)
 
 
 def _halfwidth(v: float, tau2: float, log_inv_alpha: float) -> float:
@@ -203,19 +239,21 @@ def difference_cs(
     tau2: float,
     *,
     robust: bool = True,
+    tau2_factors: Sequence[float] = (1.0,),
 ) -> tuple[float, float]:
     """Two-sided (1-α) confidence sequence for ``μ_t - μ_c`` from per-arm means and variances.
 
     ``var_t``/``var_c`` are per-observation variances (``Moments.variance``, or
     :func:`regularised_bernoulli_variance` for rates); ``robust`` floors each at the other's (see
-    :func:`estimator_variance`). ``(-inf, inf)`` while an arm is empty.
+    :func:`estimator_variance`); ``tau2_factors``: a ladder of mixing variances (:func:`ladder_halfwidth`).
+    ``(-inf, inf)`` while an arm is empty.
     """
     _check(alpha, tau2)
     v = estimator_variance(var_t, n_t, var_c, n_c, robust)
     if v == math.inf:
         return -math.inf, math.inf
     d = mean_t - mean_c
-    h = _halfwidth(v, tau2, math.log(1.0 / alpha))
+    h = _ladder(v, tau2, math.log(len(tau2_factors) / alpha), tau2_factors)
     return d - h, d + h
 
 
@@ -230,6 +268,7 @@ def difference_cs_many(
     tau2: npt.ArrayLike,
     *,
     robust: bool = True,
+    tau2_factors: Sequence[float] = (1.0,),
 ) -> tuple[FloatArray, FloatArray]:
     """:func:`difference_cs` elementwise over arrays (broadcast), e.g. all (cohort, metric) pairs at once;
     ``alpha`` may differ per element too (cohorts with different shares of the budget).
@@ -252,9 +291,12 @@ def difference_cs_many(
     if robust:
         vt = vc = np.maximum(vt, vc)
     ok = (nt > 0) & (nc > 0)
+    factors = tuple(tau2_factors)
+    log_k_over_a = np.log(len(factors) / a)
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.where(ok, vt / np.where(ok, nt, 1.0) + vc / np.where(ok, nc, 1.0), np.inf)
-        h2 = 2.0 * v * (1.0 + v / t2) * (np.log(1.0 / a) + 0.5 * np.log1p(t2 / v))
+        each = [2.0 * v * (1.0 + v / (t2 * f)) * (log_k_over_a + 0.5 * np.log1p(t2 * f / v)) for f in factors]
+        h2 = np.min(each, axis=0)
     h = np.where(v > 0.0, np.sqrt(h2), 0.0)
     h = np.where(np.isinf(v), np.inf, h)
     d = np.asarray(mean_t, dtype=np.float64) - np.asarray(mean_c, dtype=np.float64)
@@ -321,14 +363,17 @@ def optimal_tau2(distance: float, alpha: float) -> float:
     return distance * distance * r / (1.0 + r)
 
 
-def _variance_for_halfwidth(target: float, tau2: float, alpha: float, v_hi: float) -> float:
-    """Largest ``v <= v_hi`` with ``h(v) <= target`` (bisection on log v; ``h`` is increasing)."""
+def _variance_for_halfwidth(
+    target: float, tau2: float, alpha: float, v_hi: float, tau2_factors: Sequence[float] = (1.0,)
+) -> float:
+    """Largest ``v <= v_hi`` with ``h(v) <= target`` (bisection on log v; ``h`` is increasing, and so is
+    the smallest of several)."""
     lo_log = math.log(v_hi) - 200.0  # h(v_hi e^-200) is ~1e-43 h(v_hi): always below any target used
     hi_log = math.log(v_hi)
-    log_inv_alpha = math.log(1.0 / alpha)
+    log_k_over_alpha = math.log(len(tau2_factors) / alpha)
     for _ in range(200):
         mid = 0.5 * (lo_log + hi_log)
-        if _halfwidth(math.exp(mid), tau2, log_inv_alpha) <= target:
+        if _ladder(math.exp(mid), tau2, log_k_over_alpha, tau2_factors) <= target:
             lo_log = mid
         else:
             hi_log = mid
@@ -350,6 +395,7 @@ def samples_to_decide(
     *,
     robust: bool = True,
     max_total: float = 1e12,
+    tau2_factors: Sequence[float] = (1.0,),
 ) -> float:
     """Further observations (both arms together, at the current split) until the CS excludes ``margin``.
 
@@ -371,10 +417,10 @@ def samples_to_decide(
     if not d > 0.0 or not math.isfinite(d):
         return math.inf
     v = estimator_variance(var_t, n_t, var_c, n_c, robust)
-    if normal_mixture_halfwidth(v, tau2, alpha) < d:
+    if ladder_halfwidth(v, tau2, alpha, tau2_factors) < d:
         return 0.0
     n = float(n_t + n_c)
-    v_star = _variance_for_halfwidth(d, tau2, alpha, v)
+    v_star = _variance_for_halfwidth(d, tau2, alpha, v, tau2_factors)
     total = n * v / v_star
     if total > max_total:
         return math.inf

@@ -336,8 +336,7 @@ class AlertBook:
         lines = [cond.rule.description] if cond.rule.description else []
         lines += [signal_sentence(s) for s in sigs[:10]]
         if len(parts) > 1:
-            lines.append(f"{changed_parts_text(parts)}: the canary changes {len(parts)} parts of its version "
-                         "at once, so this regression cannot be pinned on one of them")  # fmt: skip
+            lines.append(f"{changed_parts_text(parts)}, so this regression cannot be pinned on one of them")
         st.description = ". ".join(line[:1].upper() + line[1:] for line in lines) + "."
 
     def _push_history(self, st: AlertState) -> None:

@@ -27,7 +27,9 @@ def broken_then_fixed(t: float, seg: str, arm: str) -> Arm:
     return Arm(error=0.3) if (arm == "canary" and t < SWITCH_S) else Arm()
 
 
-def write(path: Path, traffic: Traffic, seconds: float, extra: Callable[[dict[str, Any], float], None]) -> None:
+def write(
+    path: Path, traffic: Traffic, seconds: float, extra: Callable[[dict[str, Any], float], None]
+) -> None:
     """The traffic's events as lines, each first given to ``extra`` with its time since the start."""
     with open(path, "wb") as fh:
         for ev in traffic.events(seconds):
@@ -81,7 +83,9 @@ def test_a_change_of_the_canary_parts_mid_rollout_restarts_it_exactly_as_a_new_v
     variant_reset = next(v for v in by_variant["verdicts"] if v["kind"] == "rollout")
     assert resets[0]["ts"] == variant_reset["ts"]
     # The same decisions, batch for batch: only what the parts add to the evidence differs.
-    assert [without_parts(v) for v in by_parts["verdicts"]] == [without_parts(v) for v in by_variant["verdicts"]]
+    assert [without_parts(v) for v in by_parts["verdicts"]] == [
+        without_parts(v) for v in by_variant["verdicts"]
+    ]
     assert [a["type"] for a in by_parts["audit"] if a["type"] == "rollout_reset"] == ["rollout_reset"]
     after = [v for v in by_parts["verdicts"] if v["ts"] >= resets[0]["ts"] and v["state"] == "regressed"]
     assert after == []  # the fixed prompt is judged on its own traffic

@@ -60,7 +60,9 @@ def test_the_saved_state_keeps_the_parts_and_stays_byte_stable_without_them() ->
     restored = Engine.from_state(state)
     assert restored.monitors["r"].parts == engine.monitors["r"].parts
     # A restored canary with the same parts continues; new parts restart it, as before the restart.
-    assert not [c for c in restored.process(request(3.0, "canary", variant_parts=CANARY)) if c.kind == "rollout"]
+    assert not [
+        c for c in restored.process(request(3.0, "canary", variant_parts=CANARY)) if c.kind == "rollout"
+    ]
     assert [c.kind for c in restored.process(request(4.0, "canary", variant_parts=CONTROL))
             if c.kind == "rollout"] == ["rollout"]  # fmt: skip
 

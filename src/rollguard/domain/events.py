@@ -352,7 +352,7 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
         return EventError("variant", "must be a string", eid)
     parts = get("variant_parts")
     if parts is not None:
-        problem = _parts_problem(parts)
+        problem = variant_parts_problem(parts)
         if problem is not None:
             return EventError(problem[0], problem[1], eid)
     unit_id = get("unit_id")
@@ -418,8 +418,13 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
     )  # fmt: skip
 
 
-def _parts_problem(parts: Any) -> tuple[str, str] | None:
-    """(field, reason) when ``variant_parts`` breaks the contract, else None."""
+def variant_parts_problem(parts: Any) -> tuple[str, str] | None:
+    """(field, reason) when a ``variant_parts`` value breaks the contract, else None (the simulator
+    checks its scenarios' parts with it too).
+
+    >>> variant_parts_problem({"model": "m-2", "prompt": 7})
+    ('variant_parts.prompt', 'must be a string, got 7')
+    """
     if type(parts) is not dict:
         return "variant_parts", "must be an object of part name to string"
     if len(parts) > PARTS_MAX:

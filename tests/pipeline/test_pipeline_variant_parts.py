@@ -75,3 +75,15 @@ def test_a_restored_pipeline_shows_the_same_parts() -> None:
     state = orjson.loads(orjson.dumps(pipeline.to_state()))
     restored = RolloutPipeline.from_state(state, Config(), pipelines.shared)
     assert restored.variant_parts() == pipeline.variant_parts()
+
+
+def test_a_new_variant_with_the_same_parts_resets_for_its_variant_and_names_no_parts() -> None:
+    engine = Engine()
+    engine.process(request(0.0, "canary", variant="v1", variant_parts=CANARY))
+    changes = engine.process(request(1.0, "canary", variant="v2", variant_parts=CANARY))
+    (reset,) = [c for c in changes if c.kind == "rollout"]
+    assert reset.evidence == {"reason": "canary variant changed", "from": "v1", "to": "v2"}
+    changes = engine.process(request(2.0, "canary", variant="v2", variant_parts=CONTROL))
+    (reset,) = [c for c in changes if c.kind == "rollout"]
+    assert reset.evidence["reason"] == "canary variant parts changed" and reset.evidence["to"] == "v2"
+    assert reset.evidence["changed_parts"] == ["model", "prompt"]

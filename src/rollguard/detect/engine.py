@@ -169,7 +169,7 @@ def _reset_evidence(monitor: RolloutMonitor, ev: Event) -> dict[str, Any]:
     else:  # same variant label (or none): the rollout keeps its label, its parts changed
         evidence = {"reason": "canary variant parts changed", "from": monitor.canary_variant,
                     "to": monitor.canary_variant if ev.variant is None else ev.variant}  # fmt: skip
-    if ev.variant_parts and monitor.canary_parts is not None:
+    if ev.variant_parts and monitor.canary_parts is not None and ev.variant_parts != monitor.canary_parts:
         evidence["parts_from"] = dict(monitor.canary_parts)
         evidence["parts_to"] = dict(ev.variant_parts)
         evidence["changed_parts"] = list(differing_parts(monitor.canary_parts, ev.variant_parts))

@@ -103,6 +103,16 @@ EVENT_CASES = [
     _base_event(format_valid="yes"),
     _base_event(unit_id=""),
     _base_event(schema_version=2),
+    _base_event(variant_parts={"model": "m-2026-01", "prompt": "p7", "tools": "t3"}),
+    _base_event(variant_parts={}),
+    _base_event(variant_parts=["model"]),
+    _base_event(variant_parts={"model": 2}),
+    _base_event(variant_parts={"model": ""}),
+    _base_event(variant_parts={"model": "m" * 257}),
+    _base_event(variant_parts={"-model": "m"}),
+    _base_event(variant_parts={"model\n": "m"}),
+    _base_event(variant_parts={"m" * 65: "m"}),
+    _base_event(variant_parts={f"p{i}": "v" for i in range(17)}),
 ]
 
 

@@ -16,6 +16,7 @@ GOOD = {
     "rollout_id": "checkout-v2",
     "arm": "canary",
     "variant": "gpt-x-2026-11",
+    "variant_parts": {"model": "gpt-x-2026-11", "prompt": "p7", "tools": "t3"},
     "segment": {"input_class": "coding", "tenant": "t3"},
     "unit_id": "user-42",
     "canary_weight": 0.1,
@@ -36,6 +37,7 @@ def test_a_complete_event_becomes_a_typed_event_with_every_field() -> None:
     ev = parse_event(orjson.dumps(GOOD))
     assert isinstance(ev, Event)
     assert ev.segment == {"input_class": "coding", "tenant": "t3"}
+    assert ev.variant_parts == {"model": "gpt-x-2026-11", "prompt": "p7", "tools": "t3"}
     assert ev.ttft_ms == 140.0 and isinstance(ev.ttft_ms, float)
     assert ev.quality == {"eval_score": 0.82, "thumbs": 1.0}
     assert ev.response_embedding == [0.1, -0.2, 0.3]
@@ -74,6 +76,16 @@ def test_event_time_is_epoch_seconds_or_rfc3339(ts: object, expected: float) -> 
         ({"response_embedding": [0.1, None]}, "response_embedding[1]", "number"),
         ({"rollout_id": ""}, "rollout_id", "non-empty"),
         ({"schema_version": 2}, "schema_version", "unsupported"),
+        ({"variant_parts": "model=m1"}, "variant_parts", "object of part name to string"),
+        ({"variant_parts": ["model"]}, "variant_parts", "object of part name to string"),
+        ({"variant_parts": {"model": 2}}, "variant_parts.model", "must be a string"),
+        ({"variant_parts": {"model": None}}, "variant_parts.model", "must be a string"),
+        ({"variant_parts": {"model": ""}}, "variant_parts.model", "non-empty string of at most 256"),
+        ({"variant_parts": {"model": "m" * 257}}, "variant_parts.model", "at most 256 characters"),
+        ({"variant_parts": {"": "m"}}, "variant_parts", "part name must be 1-64"),
+        ({"variant_parts": {"my model": "m"}}, "variant_parts", "part name must be 1-64"),
+        ({"variant_parts": {"m" * 65: "m"}}, "variant_parts", "part name must be 1-64"),
+        ({"variant_parts": {f"p{i}": "v" for i in range(17)}}, "variant_parts", "at most 16 parts, got 17"),
     ],
 )
 def test_a_bad_field_is_named_with_what_was_wrong(
@@ -106,6 +118,22 @@ def test_unknown_fields_are_kept_not_rejected() -> None:
     assert ev.to_dict()["region"] == "eu-west-1"
 
 
+@pytest.mark.parametrize(
+    "parts",
+    [{"model": "m-2026-01"}, {f"p{i}": "v" * 256 for i in range(16)}, {"Model_2.x:y-z": "m"}, {}],
+)
+def test_variant_parts_within_their_bounds_are_kept_on_both_paths(parts: dict[str, str]) -> None:
+    for raw in ({**GOOD, "variant_parts": parts}, orjson.dumps({**GOOD, "variant_parts": parts})):
+        ev = parse_event(raw)
+        assert isinstance(ev, Event) and ev.variant_parts == parts and ev.extra == {}
+        assert ev.to_dict()["variant_parts"] == parts
+
+
+def test_an_event_without_variant_parts_has_none_and_writes_none() -> None:
+    ev = parse_event({k: v for k, v in GOOD.items() if k != "variant_parts"})
+    assert isinstance(ev, Event) and ev.variant_parts is None and "variant_parts" not in ev.to_dict()
+
+
 def test_minimal_event_needs_only_the_required_fields() -> None:
     ev = parse_event(
         b'{"event_id":"a","request_id":"b","ts":1767225600,"rollout_id":"r","arm":"control","status":"error"}'
@@ -132,7 +160,8 @@ FIELDS = st.sampled_from([*GOOD, "schema_version", "extra_field"])
 EDGE_VALUES = [
     None, True, False, 0, 1, 2, -1, 0.0, 0.5, 1.0, 1.5, -0.5, 1e-9, 1e300, 1767225600, 1767225600.5,
     946684799, 4102444801, "", "x", "canary", "ok", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00",
-    [], [1, 2.5], [True], {}, {"a": "b"}, {"a": 1}, {"a": None},
+    [], [1, 2.5], [True], {}, {"a": "b"}, {"a": 1}, {"a": None}, {"a\n": "b"}, {"-a": "b"}, {"a": ""},
+    {"a": "b" * 257}, {f"p{i}": "v" for i in range(17)},
 ]  # fmt: skip
 
 

@@ -16,13 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollguard.domain.events import EXCERPT_MAX, Event, EventError, parse_event
-from rollguard.sim import generate, get_scenario
+from rollguard.sim import VariantParts, generate, get_scenario
 
-# Real events (segments, units, quality scores, shadow copies) as the producers write them.
+# Real events (segments, units, quality scores, shadow copies, variant parts) as the producers write them.
 VALID = [
     orjson.dumps(ev)
     for ev in itertools.islice(generate(get_scenario("error_spike_coding", seed=3, duration_s=30)), 200)
 ]
+_WITH_PARTS = get_scenario("aa", seed=4, duration_s=30)
+_WITH_PARTS.variant_parts = VariantParts({"model": "m-1", "prompt": "p6"}, {"model": "m-2", "prompt": "p6"})
+VALID += [orjson.dumps(ev) for ev in itertools.islice(generate(_WITH_PARTS), 50)]
 REASON_MAX = 200
 # Byte sequences that break things when spliced into JSON: invalid UTF-8 (a lone continuation byte,
 # a truncated 2-byte sequence, an overlong encoding, an encoded surrogate), NUL, escapes of lone

@@ -287,6 +287,9 @@ def replay(
     semantic = {p.rollout_id: p.engine.semantic.counters() for p in pipelines if p.engine.semantic}
     if semantic:  # per rollout: embeddings sampled and embedded, shadow pairs and losses (issue 6)
         report["semantic"] = semantic
+    parts = {p.rollout_id: view for p in pipelines if (view := p.variant_parts()) is not None}
+    if parts:  # per rollout: the canary's variant parts against control's, and a bundled change
+        report["variant_parts"] = parts
     (out / "summary.json").write_bytes(orjson.dumps(report, option=_DUMP | orjson.OPT_INDENT_2))
     return summary
 

@@ -12,6 +12,11 @@ i.e. ``METRIC`` (one of :data:`rollguard.sim.INJECTION_METRICS`), ``=`` set / ``
 add, the size, ``@ONSET`` (``90``, ``90s``, ``10m``, ``1h``; default 0) and ``:DIM=VALUE[,DIM=VALUE]``
 for a cohort (default: every segment). The new version (canary and shadow arms) gets the change.
 
+``--control-only 10m`` starts the canary ten minutes in: before it every request goes to control, so
+that each cohort has its baseline before any traffic moves (times of ``--inject`` stay counted from the
+start). ``--control-parts model=m-1,prompt=p6 --canary-parts model=m-2,prompt=p7`` writes
+``variant_parts`` on every event (shadow copies carry the canary's), e.g. to show a bundled change.
+
 To a file the events keep the scenario's own timestamps (deterministic: the same arguments give the
 same bytes), unless ``--start now|EPOCH``. To Kafka they carry present-day timestamps (the traffic
 starts now), so that command expiries mean something to a controller's clock, and they are sent at
@@ -31,7 +36,15 @@ from typing import Any, Final
 
 import orjson
 
-from rollguard.sim import INJECTION_METRICS, Injection, Scenario, ScenarioError, generate, get_scenario
+from rollguard.sim import (
+    INJECTION_METRICS,
+    Injection,
+    Scenario,
+    ScenarioError,
+    VariantParts,
+    generate,
+    get_scenario,
+)
 
 _INJECT: Final = re.compile(
     r"(?P<metric>[a-z_]+)(?P<op>[=*+])(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -83,6 +96,22 @@ def duration(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
+def parts(text: str) -> dict[str, str]:
+    """``model=m-2,prompt=p7`` → ``{"model": "m-2", "prompt": "p7"}`` (checked by the scenario later).
+
+    >>> parts("model=m-2026-01, prompt=p7")
+    {'model': 'm-2026-01', 'prompt': 'p7'}
+    """
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"not variant parts: {text!r} (NAME=VALUE[,NAME=VALUE], "
+                                             "e.g. model=m-2026-01,prompt=p7)")  # fmt: skip
+        out[name.strip()] = value.strip()
+    return out
+
+
 def build_scenario(args: argparse.Namespace, start_ts: float | None) -> Scenario:
     knobs: dict[str, Any] = {"seed": args.seed, "duration_s": args.duration, "rate_per_s": args.rate}
     if args.canary_weight is not None:
@@ -94,6 +123,11 @@ def build_scenario(args: argparse.Namespace, start_ts: float | None) -> Scenario
     except TypeError as exc:  # a scenario without one of the knobs
         raise ScenarioError(f"scenario {args.scenario!r}: {exc}") from None
     sc.injections.extend(args.inject)
+    sc.control_only_s = args.control_only
+    if (args.control_parts is None) != (args.canary_parts is None):
+        raise ScenarioError("variant parts: give both --control-parts and --canary-parts")
+    if args.control_parts is not None:
+        sc.variant_parts = VariantParts(args.control_parts, args.canary_parts)
     if args.rollout_id:
         sc.rollout_id = args.rollout_id
     if start_ts is not None:
@@ -145,7 +179,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 2
     what = (
         f"{sc.name} ({sc.rollout_id}): {sc.arrivals.rate_per_s:g} requests/s for {sc.duration_s / 60:g} min, "
-        f"canary weight {sc.weight_at(0):g}" + "".join(f"; {i.label or i.metric}" for i in sc.injections)
+        f"canary weight {sc.weight_at(sc.control_only_s):g}"
+        + (f" from minute {sc.control_only_s / 60:g} (control only before)" if sc.control_only_s else "")
+        + "".join(f"; {i.label or i.metric}" for i in sc.injections)
     )
     try:
         if not to_kafka:
@@ -236,6 +272,12 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--inject", type=parse_injection, action="append", default=[], metavar="SPEC",
                    help="a change: METRIC=|*|+VALUE[@ONSET][:DIM=VALUE,...], "
                    "e.g. error_rate=0.08@10m:input_class=coding (repeat for several)")  # fmt: skip
+    p.add_argument("--control-only", type=duration, default=0.0, metavar="DURATION",
+                   help="a control-only period before the canary starts, e.g. 10m (default 0)")  # fmt: skip
+    p.add_argument("--control-parts", type=parts, default=None, metavar="NAME=VALUE,...",
+                   help="variant_parts of control's events, e.g. model=m-1,prompt=p6 (with --canary-parts)")
+    p.add_argument("--canary-parts", type=parts, default=None, metavar="NAME=VALUE,...",
+                   help="variant_parts of the canary's (and shadow) events, e.g. model=m-2,prompt=p7")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--rollout-id", default=None, help="default: SCENARIO-SEED")
     p.add_argument("--out", default=None, metavar="FILE", help="write JSON lines here (- for stdout)")

@@ -13,6 +13,7 @@ from typing import Any
 from rollguard.detect.monitor import RolloutMonitor
 from rollguard.domain.cohorts import WHOLE
 from rollguard.domain.events import Event
+from rollguard.domain.variant_parts import differing_parts
 from rollguard.domain.verdicts import VerdictChange
 from rollguard.embeddings.embedder import Embedder
 from rollguard.embeddings.semantic_engine import SemanticEngine, check_model
@@ -51,10 +52,19 @@ class Engine:
             self._max_ts = event.ts
         monitor = self.monitors.get(event.rollout_id)
         if monitor is None or (
-            event.variant is not None
-            and event.arm == "canary"
-            and monitor.canary_variant is not None
-            and event.variant != monitor.canary_variant
+            event.arm == "canary"
+            and (
+                (
+                    event.variant is not None
+                    and monitor.canary_variant is not None
+                    and event.variant != monitor.canary_variant
+                )
+                or (
+                    event.variant_parts  # a change of the canary's parts is a new canary version too
+                    and monitor.canary_parts is not None
+                    and event.variant_parts != monitor.canary_parts
+                )
+            )
         ):
             out = self._start(event, monitor)
         else:
@@ -70,17 +80,21 @@ class Engine:
         return out
 
     def _start(self, ev: Event, monitor: RolloutMonitor | None) -> list[VerdictChange]:
-        """A rollout's first event, or the first of a new canary version: the rollout starts afresh."""
+        """A rollout's first event, or the first of a new canary version (a new ``variant``, or new
+        ``variant_parts``): the rollout starts afresh, keeping only what it knows of control's parts."""
         out: list[VerdictChange] = []
+        control_parts = None
         if monitor is not None:
             out = monitor.flush()
             out.append(
                 VerdictChange(
                     "rollout", ev.ts, ev.rollout_id, WHOLE, {}, "", monitor.phase, "reset", None,
-                    {"reason": "canary variant changed", "from": monitor.canary_variant, "to": ev.variant},
+                    _reset_evidence(monitor, ev),
                 )
             )  # fmt: skip
+            control_parts = monitor.control_parts
         monitor = self.monitors[ev.rollout_id] = RolloutMonitor(ev.rollout_id, self.config)
+        monitor.control_parts = control_parts
         out.extend(monitor.process(ev))
         return out
 
@@ -143,3 +157,20 @@ class Engine:
                 state["semantic"], engine.config, engine._embedder, engine._model_error
             )
         return engine
+
+
+def _reset_evidence(monitor: RolloutMonitor, ev: Event) -> dict[str, Any]:
+    """Why a rollout restarts: its canary's new variant, or its canary's parts that changed."""
+    old = monitor.canary_variant
+    variant_changed = ev.variant is not None and old is not None and ev.variant != old
+    if variant_changed or not ev.variant_parts or monitor.canary_parts is None:
+        evidence: dict[str, Any] = {"reason": "canary variant changed", "from": monitor.canary_variant,
+                                    "to": ev.variant}  # fmt: skip
+    else:  # same variant label (or none): the rollout keeps its label, its parts changed
+        evidence = {"reason": "canary variant parts changed", "from": monitor.canary_variant,
+                    "to": monitor.canary_variant if ev.variant is None else ev.variant}  # fmt: skip
+    if ev.variant_parts and monitor.canary_parts is not None and ev.variant_parts != monitor.canary_parts:
+        evidence["parts_from"] = dict(monitor.canary_parts)
+        evidence["parts_to"] = dict(ev.variant_parts)
+        evidence["changed_parts"] = list(differing_parts(monitor.canary_parts, ev.variant_parts))
+    return evidence

@@ -13,6 +13,7 @@ dashboard views (:meth:`RolloutMonitor.snapshot`). Everything it decides is a fu
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -35,6 +36,7 @@ from rollguard.detect.slot_change import SlotChange
 from rollguard.detect.tail_tests import TailTests
 from rollguard.domain.events import Event
 from rollguard.domain.metrics import MetricSpec
+from rollguard.domain.variant_parts import PartsComparison, compare
 from rollguard.domain.verdicts import VerdictChange
 from rollguard.settings.config import Config
 
@@ -45,6 +47,9 @@ STATE_LAYOUT: Final = (
     "counters", "registry", "budget", "tests", "tail_state", "tail_onset", "excess", "srm", "health",
     "units", "srm_requests", "baseline", "baseline_hists",
 )  # fmt: skip
+# An optional trailing key, written only once an arm's events named their variant parts: states of
+# rollouts without parts (and every state saved before parts existed) keep their bytes.
+PARTS_KEY: Final = "variant_parts"
 
 
 class PerSlot(Protocol):
@@ -61,6 +66,9 @@ class RolloutMonitor:
         self.rollout_id, self.cfg = rollout_id, config
         eng, rollout, grid = config.engine, config.rollout(rollout_id), config.engine.cusum_grid_s
         self.canary_variant: str | None = None
+        # The latest variant parts each arm named (None: its events carried none).
+        self.control_parts: dict[str, str] | None = None
+        self.canary_parts: dict[str, str] | None = None
         self.seen = {"events": 0, "shadow": 0, "batches": 0}
         self.batch = OpenBatch(eng.batch_seconds, eng.min_batch_events, eng.max_batch_seconds)
         self.membership = CohortMembership(config.segments, eng.max_cohorts_per_rollout)
@@ -114,6 +122,11 @@ class RolloutMonitor:
             return []
         if ev.arm == "canary" and ev.variant is not None:
             self.canary_variant = ev.variant
+        if ev.variant_parts:
+            if ev.arm == "canary":
+                self.canary_parts = ev.variant_parts
+            else:
+                self.control_parts = ev.variant_parts
         closed = self.batch.add(ev)
         return [] if closed is None else self._close(closed)
 
@@ -160,11 +173,25 @@ class RolloutMonitor:
             found += self.sample_ratio.update(cols, now)
         if not self.lifecycle.evaluation_over(now, eng.post_rollout_period_s):
             found += self._evaluate(now, live, batch, BaselineValues(rows, members, continuous))
-        out = self.membership.name(now, self.rollout_id, self.phase, found)
+        out = self._with_parts(self.membership.name(now, self.rollout_id, self.phase, found))
         for slot in self.membership.expire(now, eng.cohort_ttl_s):
             for concern in self._per_slot:
                 concern.forget(slot)
         return out
+
+    @property
+    def parts(self) -> PartsComparison:
+        """The canary's variant parts against control's (:mod:`rollguard.domain.variant_parts`)."""
+        return compare(self.control_parts, self.canary_parts)
+
+    def _with_parts(self, changes: list[VerdictChange]) -> list[VerdictChange]:
+        """Each check's change says which parts the canary changes (``changed_parts``, ``bundled_change``),
+        so that an alert on it can name them; nothing is added while the parts are not known."""
+        parts = self.parts
+        if not parts.changed or not changes:
+            return changes
+        named = {"changed_parts": list(parts.changed), "bundled_change": parts.bundled}
+        return [c if c.kind == "phase" else replace(c, evidence={**c.evidence, **named}) for c in changes]
 
     def _arms(self, test: MeanTest) -> tuple[ArmRead, ArmRead | None]:
         """A test's canary, and what it is compared with: the control, or the baseline frozen at promotion."""
@@ -226,8 +253,10 @@ class RolloutMonitor:
             cohorts.append({"cohort": cohort.key, "scope": dict(cohort.scope), "n_control": n_control,
                             "n_canary": n_canary, "metrics": means + tails})  # fmt: skip
         ratio = self.sample_ratio
-        view = {"rollout_id": self.rollout_id, "ts": self.batch.end_ts, "phase": self.phase,
+        view: dict[str, Any] = {"rollout_id": self.rollout_id, "ts": self.batch.end_ts, "phase": self.phase,
                 "health": ratio.health.value, "srm": ratio.view(), "cohorts": cohorts}  # fmt: skip
+        if self.control_parts is not None or self.canary_parts is not None:
+            view[PARTS_KEY] = self.parts.to_dict()
         return orjson.loads(orjson.dumps(view))  # type: ignore[no-any-return]  # non-finite floats: null
 
     # ------------------------------------------------------------------ state
@@ -248,7 +277,10 @@ class RolloutMonitor:
             "excess": self.excess.to_state(),
         }  # fmt: skip
         assert len(parts) == len(STATE_LAYOUT)
-        return {key: parts[key] for key in STATE_LAYOUT}
+        state = {key: parts[key] for key in STATE_LAYOUT}
+        if self.control_parts is not None or self.canary_parts is not None:
+            state[PARTS_KEY] = {"control": self.control_parts, "canary": self.canary_parts}
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any], config: Config) -> RolloutMonitor:
@@ -256,6 +288,8 @@ class RolloutMonitor:
         mon = cls(str(state["rollout_id"]), config)
         eng, rollout, tests = config.engine, config.rollout(mon.rollout_id), state["tests"]
         mon.canary_variant = state["canary_variant"]
+        if (named := state.get(PARTS_KEY)) is not None:
+            mon.control_parts, mon.canary_parts = named["control"], named["canary"]
         counters = {k: int(v) for k, v in state["counters"].items()}
         mon.seen = {k: counters[k] for k in mon.seen}
         rules = eng.batch_seconds, eng.min_batch_events, eng.max_batch_seconds

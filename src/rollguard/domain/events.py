@@ -24,6 +24,7 @@ both paths agree.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ KNOWN_FIELDS: Final = frozenset(
         "rollout_id",
         "arm",
         "variant",
+        "variant_parts",
         "segment",
         "unit_id",
         "canary_weight",
@@ -59,6 +61,13 @@ KNOWN_FIELDS: Final = frozenset(
 # Events from before 2000 or after 2100 are almost surely a unit mistake (ms instead of s).
 MIN_TS: Final = 946_684_800.0
 MAX_TS: Final = 4_102_444_800.0
+# Structured variant parts (``{"model": …, "prompt": …, "tools": …}``): a handful of named components of
+# the version an arm runs, so that a canary changing several at once can be named. Part names are
+# tokens (they end up in alert wording and label-like evidence); values are short version labels.
+PARTS_MAX: Final = 16
+PART_NAME_MAX: Final = 64
+PART_VALUE_MAX: Final = 256
+PART_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class Event(msgspec.Struct, gc=False):
@@ -89,6 +98,7 @@ class Event(msgspec.Struct, gc=False):
     response_text: str | None = None
     response_embedding: list[float] | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    variant_parts: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a v1 JSON object (``None`` fields left out, unknown fields restored)."""
@@ -104,6 +114,8 @@ class Event(msgspec.Struct, gc=False):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.variant_parts is not None:
+            out["variant_parts"] = dict(self.variant_parts)
         if self.segment:
             out["segment"] = dict(self.segment)
         if self.quality:
@@ -198,6 +210,10 @@ def _number(value: Any) -> float | None:
 
 _NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 _NonNegative = Annotated[float, msgspec.Meta(ge=0.0)]
+# msgspec searches with the pattern: anchored at both ends (``\\Z``, not ``$``, which a final newline passes).
+_PartName = Annotated[str, msgspec.Meta(pattern=rf"^{PART_NAME.pattern}\Z")]
+_PartValue = Annotated[str, msgspec.Meta(min_length=1, max_length=PART_VALUE_MAX)]
+_Parts = Annotated[dict[_PartName, _PartValue], msgspec.Meta(max_length=PARTS_MAX)]
 
 
 class _WireEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -214,6 +230,7 @@ class _WireEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     arm: Literal["control", "canary", "shadow"]
     status: Literal["ok", "error", "timeout", "refusal"]
     variant: str | None = None
+    variant_parts: _Parts | None = None
     segment: dict[str, str] | None = None
     unit_id: _NonEmpty | None = None
     canary_weight: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
@@ -252,7 +269,7 @@ def _fast(raw: bytes | bytearray | memoryview | str) -> Event | None:
         w.event_id, w.request_id, ts, w.rollout_id, w.arm, w.status, w.variant,
         {} if w.segment is None else w.segment, w.unit_id, w.canary_weight,
         w.latency_ms, w.ttft_ms, w.tokens_in, w.tokens_out, w.cost_usd, w.format_valid,
-        {} if w.quality is None else w.quality, w.response_text, w.response_embedding, {},
+        {} if w.quality is None else w.quality, w.response_text, w.response_embedding, {}, w.variant_parts,
     )  # fmt: skip
 
 
@@ -333,6 +350,11 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
     variant = get("variant")
     if variant is not None and type(variant) is not str:
         return EventError("variant", "must be a string", eid)
+    parts = get("variant_parts")
+    if parts is not None:
+        problem = variant_parts_problem(parts)
+        if problem is not None:
+            return EventError(problem[0], problem[1], eid)
     unit_id = get("unit_id")
     if unit_id is not None and (type(unit_id) is not str or not unit_id):
         return EventError("unit_id", "must be a non-empty string", eid)
@@ -392,5 +414,29 @@ def _validate(obj: Mapping[str, Any]) -> Event | EventError:
     latency, ttft, tokens_in, tokens_out, cost = numbers
     return Event(
         event_id, request_id, ts, rollout_id, arm, status, variant, segment, unit_id, weight,
-        latency, ttft, tokens_in, tokens_out, cost, fmt, scores, text, vec, extra,
+        latency, ttft, tokens_in, tokens_out, cost, fmt, scores, text, vec, extra, parts,
     )  # fmt: skip
+
+
+def variant_parts_problem(parts: Any) -> tuple[str, str] | None:
+    """(field, reason) when a ``variant_parts`` value breaks the contract, else None (the simulator
+    checks its scenarios' parts with it too).
+
+    >>> variant_parts_problem({"model": "m-2", "prompt": 7})
+    ('variant_parts.prompt', 'must be a string, got 7')
+    """
+    if type(parts) is not dict:
+        return "variant_parts", "must be an object of part name to string"
+    if len(parts) > PARTS_MAX:
+        return "variant_parts", f"at most {PARTS_MAX} parts, got {len(parts)}"
+    for key, value in parts.items():
+        if not PART_NAME.fullmatch(key):
+            reason = f"part name must be 1-{PART_NAME_MAX} letters, digits or _.:- (a letter or digit first)"
+            return "variant_parts", f"{reason}, got {excerpt(key)}"
+        name = f"variant_parts.{key}"
+        if type(value) is not str:
+            return name, f"must be a string, got {excerpt(value)}"
+        if not 0 < len(value) <= PART_VALUE_MAX:
+            reason = f"must be a non-empty string of at most {PART_VALUE_MAX} characters"
+            return name, f"{reason}, got {excerpt(value)}"
+    return None

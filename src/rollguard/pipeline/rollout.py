@@ -142,7 +142,20 @@ class RolloutPipeline:
 
     # ------------------------------------------------------------------ views and state
     def status(self) -> dict[str, Any]:
-        return self.policy.status(self.rollout_id)
+        """The policy's view of this rollout, plus the canary's variant parts against control's once the
+        events named them (``variant_parts``: the changed parts and the ``bundled_change`` flag)."""
+        status = self.policy.status(self.rollout_id)
+        if (parts := self.variant_parts()) is not None:
+            status["variant_parts"] = parts
+        return status
+
+    def variant_parts(self) -> dict[str, Any] | None:
+        """The parts comparison's view (:mod:`rollguard.domain.variant_parts`), None before any event
+        of this rollout named its parts."""
+        monitor = self.engine.monitors.get(self.rollout_id)
+        if monitor is None or (monitor.control_parts is None and monitor.canary_parts is None):
+            return None
+        return monitor.parts.to_dict()
 
     def to_state(self) -> dict[str, Any]:
         return {

@@ -60,6 +60,13 @@ def compact_evidence(evidence: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = [v if math.isfinite(v) else None for v in value]
         elif isinstance(value, str) and key in _LABEL_KEYS and _LABEL.fullmatch(value):
             out[key] = value
+        elif (
+            key == "changed_parts"  # the variant parts a canary changes: part names are tokens
+            and isinstance(value, list | tuple)
+            and len(value) <= 16
+            and all(isinstance(v, str) and _LABEL.fullmatch(v) for v in value)
+        ):
+            out[key] = list(value)
     return out
 
 

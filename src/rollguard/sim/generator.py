@@ -224,6 +224,8 @@ class Plan:
         w = np.where(idx >= 0, self.weight_val[np.clip(idx, 0, None)], 0.0)
         if self.scenario.promote_at_s is not None:
             w = np.where(t >= self.scenario.promote_at_s, 1.0, w)
+        if self.scenario.control_only_s > 0:  # the canary has not started: every unit goes to control
+            w = np.where(t < self.scenario.control_only_s, 0.0, w)
         return w
 
 
@@ -548,6 +550,8 @@ def batch_to_dicts(plan: Plan, batch: EventBatch) -> Iterator[dict[str, Any]]:
     req_prefix = f"{rid}:r"
     ev_prefix = (f"{rid}:c", f"{rid}:k", f"{rid}:s")  # control / canary / shadow: distinct event ids
     variants = (sc.control_variant, sc.canary_variant, sc.canary_variant)
+    vp = sc.variant_parts
+    parts = None if vp is None else (vp.control, vp.canary, vp.canary)
     segs = plan.segments
     uids = plan.unit_ids
     ts = np.round(sc.start_ts + batch.t, 3).tolist()
@@ -588,6 +592,8 @@ def batch_to_dicts(plan: Plan, batch: EventBatch) -> Iterator[dict[str, Any]]:
             ev["quality"] = {"thumbs": th}
         if text is not None:
             ev["response_text"] = text
+        if parts is not None:
+            ev["variant_parts"] = parts[a].copy()
         yield ev
 
 

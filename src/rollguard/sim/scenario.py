@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import orjson
 
+from rollguard.domain.events import variant_parts_problem
+
 ARMS: Final = ("control", "canary", "shadow")
 
 #: Metrics an injection can change, with the mode used when ``Injection.mode`` is not given.
@@ -208,6 +210,26 @@ class WeightStep:
 
 
 @dataclass
+class VariantParts:
+    """The parts of the version each arm runs, written on every event as ``variant_parts`` (shadow
+    copies carry the canary's): a canary differing from control in more than one part shows a bundled
+    change."""
+
+    control: dict[str, str] = field(default_factory=dict)
+    canary: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for arm in ("control", "canary"):
+            parts = getattr(self, arm)
+            problem = variant_parts_problem(parts)
+            if problem is None and not parts:
+                problem = ("variant_parts", "at least one part")
+            if problem is not None:
+                name, reason = problem
+                raise ScenarioError(f"variant_parts.{arm}{name.removeprefix('variant_parts')}: {reason}")
+
+
+@dataclass
 class Shadow:
     """Shadow (dual-write) copies: the new version answers a copy of a live control request.
 
@@ -343,6 +365,9 @@ class Scenario:
     control_variant: str = "v1"
     canary_variant: str = "v2"
     weights: list[WeightStep] = field(default_factory=lambda: [WeightStep(0.0, 0.1)])
+    # The canary starts here: before it the router sends every unit to control (a control-only period,
+    # so that each cohort has a baseline before any traffic moves); the weight schedule applies after.
+    control_only_s: float = 0.0
     promote_at_s: float | None = None  # from then on only the new version serves (arm canary, weight 1)
     # salt of the router's unit hash; None = derived from the seed, so that scenarios with the same seed
     # route every unit the same way (paired A/A vs injected comparisons)
@@ -355,11 +380,15 @@ class Scenario:
     injections: list[Injection] = field(default_factory=list)
     shadow: Shadow | None = None
     response_text: TextSpec | None = None
+    variant_parts: VariantParts | None = None
     chunk_size: int = 32_768  # generation batch (part of the random stream: keep it for reproducibility)
 
     # ---- derived helpers -------------------------------------------------------------------------
     def weight_at(self, t: float) -> float:
-        """The canary weight the router applies at scenario time ``t`` (1.0 after promotion)."""
+        """The canary weight the router applies at scenario time ``t`` (0 in the control-only period, 1.0
+        after promotion)."""
+        if t < self.control_only_s:
+            return 0.0
         if self.promote_at_s is not None and t >= self.promote_at_s:
             return 1.0
         w = 0.0
@@ -386,6 +415,12 @@ class Scenario:
         for i, s in enumerate(self.weights):
             if not 0.0 <= s.weight <= 1.0:
                 raise ScenarioError(f"weights[{i}].weight: must be in [0, 1]")
+        if not 0.0 <= self.control_only_s < self.duration_s:
+            raise ScenarioError("control_only_s: must be at least 0 and shorter than duration_s")
+        if self.promote_at_s is not None and self.promote_at_s < self.control_only_s:
+            raise ScenarioError("promote_at_s: before the canary starts (control_only_s)")
+        if self.variant_parts is not None:
+            self.variant_parts.validate()
         self.arrivals.validate()
         self.units.validate()
         names = [d.name for d in self.dimensions]
@@ -468,6 +503,7 @@ _NESTED: Final[dict[str, type]] = {
     "Behaviour": Behaviour,
     "Shadow | None": Shadow,
     "TextSpec | None": TextSpec,
+    "VariantParts | None": VariantParts,
 }
 _LISTS: Final[dict[str, type]] = {
     "list[WeightStep]": WeightStep,

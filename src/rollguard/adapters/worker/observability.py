@@ -177,6 +177,7 @@ def rollout_status(p: RolloutPipeline) -> dict[str, Any]:
         "open_batch": len(monitor.batch.events) if monitor is not None else 0,
         "duplicates": p.duplicates,
         "cohort_counts": cohort_counts(snapshot),
+        "variant_parts": p.variant_parts(),
         "signals": [{"cohort": c, "checks": checks} for c, checks in sorted(cohorts.items())],
         "snapshot": snapshot,
     }

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollguard.domain.cohorts import WHOLE
+from rollguard.domain.variant_parts import changed_parts_text
 from rollguard.policy.alerts.records import (
     PAGERDUTY_SEVERITY,
     alertname,
@@ -79,6 +80,16 @@ def affected_text(affected: list[dict[str, Any]]) -> str:
         size = f" ({top['effect'] * 100:+.2f} pp)"
     names = ", ".join(a["cohort"] for a in affected[:6]) + (", …" if n > 6 else "")
     return f"also in {n} cohort{'s' if n != 1 else ''} ({names}), most affected {top['cohort']}{size}"
+
+
+def changed_parts(sigs: list[Signal], main: Signal | None) -> list[str]:
+    """The variant parts the canary changes, as the checks' evidence names them (the deciding one's
+    first), or ``[]`` when the events did not name their parts."""
+    for sig in ([main] if main is not None else []) + list(sigs):
+        names = sig.evidence.get("changed_parts")
+        if isinstance(names, list) and names:
+            return [str(n) for n in names]
+    return []
 
 
 MATCH_OPS = ("=", "!=", "=~", "!~")
@@ -318,9 +329,14 @@ class AlertBook:
         if cond.attributed_from:
             parents = ", ".join(scope_text(c) for c in cond.attributed_from)
             summary += f" (explains the regression of {parents}: other cohorts are non-inferior)"
+        parts = changed_parts(sigs, main)
+        if parts:
+            summary += f" ({changed_parts_text(parts)})"
         st.summary = summary
         lines = [cond.rule.description] if cond.rule.description else []
         lines += [signal_sentence(s) for s in sigs[:10]]
+        if len(parts) > 1:
+            lines.append(f"{changed_parts_text(parts)}, so this regression cannot be pinned on one of them")
         st.description = ". ".join(line[:1].upper() + line[1:] for line in lines) + "."
 
     def _push_history(self, st: AlertState) -> None:

@@ -1,0 +1,269 @@
+"""``rollguard preflight ROLLOUT``: is this rollout ready, and if not, what is missing?
+
+The readiness of a rollout is computed by the core (:mod:`rollguard.policy.readiness`) and published by
+the worker as signed ``kind: readiness`` records on the control topic whenever it changes; the worker's
+``/status`` shows the current one too. This command reads it — from the control topic (the record with
+the highest ``sequence`` for the rollout; its signature checked when the command signing key is known)
+or, with ``--status-url``, from a worker — prints the checklist (each check's mode, state, evidence and
+what would satisfy it) and exits **0 only when the rollout is ready** (1 not ready, 3 nothing known about
+it yet, 2 a usage or config error), so a deploy script can gate the ramp on it.
+
+``--rehearse`` asks for a new revert rehearsal first: a signed operator action (``rehearse_revert``, with
+the operator's key, as ``rollguard operator`` sends them) on the control topic; the worker's policy then
+issues a fresh dry-run rollback, and the command waits (``--wait``) for the readiness that follows its
+answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from rollguard.policy.commands.signing import verify_command
+
+EXIT_READY: Final = 0
+EXIT_NOT_READY: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_UNKNOWN: Final = 3
+REHEARSE_ACTION: Final = "rehearse_revert"
+
+
+class PreflightError(ValueError):
+    """Something the user must fix (bad argument, unreadable config or key): one line, exit 2."""
+
+
+def latest_record(records: list[Mapping[str, Any]], rollout_id: str) -> dict[str, Any] | None:
+    """The rollout's current readiness among control-topic records: the highest ``sequence``.
+
+    >>> latest_record([{"kind": "readiness", "rollout_id": "a", "sequence": 2, "ready": True},
+    ...                {"kind": "readiness", "rollout_id": "a", "sequence": 1, "ready": False},
+    ...                {"action": "rollback", "rollout_id": "a"}], "a")["sequence"]
+    2
+    """
+    best: dict[str, Any] | None = None
+    for rec in records:
+        if rec.get("kind") != "readiness" or rec.get("rollout_id") != rollout_id:
+            continue
+        seq = rec.get("sequence")
+        if isinstance(seq, int) and (best is None or seq > int(best["sequence"])):
+            best = dict(rec)
+    return best
+
+
+def signature_state(record: Mapping[str, Any], key: bytes | None) -> str:
+    """``verified``, ``INVALID (reason)`` or ``not checked`` (no key known here)."""
+    if key is None:
+        return "not checked (no command signing key)"
+    check = verify_command(record, key)
+    return "verified" if check.ok else f"INVALID ({check.reason})"
+
+
+def read_control_records(bootstrap: str, topic: str, rollout_id: str, timeout_s: float) -> list[dict[str, Any]]:
+    """Every record on the rollout's partition of the control topic, from the beginning to its end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from rollguard.adapters.worker.topics import partition_for
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, client_id="rollguard-preflight"
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            raise PreflightError(f"the control topic {topic} does not exist on {bootstrap}")
+        tp = TopicPartition(topic, partition_for(rollout_id.encode("utf-8"), len(parts)))
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=500).values():
+                for m in messages:
+                    try:
+                        value = orjson.loads(m.value) if m.value is not None else None
+                    except orjson.JSONDecodeError:
+                        continue  # not ours to judge here: the worker dead-letters what it cannot read
+                    if isinstance(value, dict):
+                        out.append(value)
+        return out
+    finally:
+        consumer.close()
+
+
+def read_status(url: str, rollout_id: str, timeout_s: float) -> dict[str, Any] | None:
+    """The rollout's readiness from a worker's ``/status`` (None: the worker does not hold it)."""
+    import httpx
+
+    base = url.rstrip("/")
+    base = base[: -len("/status")] if base.endswith("/status") else base
+    response = httpx.get(f"{base}/status", params={"rollout": rollout_id}, timeout=timeout_s)
+    response.raise_for_status()
+    for rollout in response.json().get("rollouts", []):
+        if rollout.get("rollout_id") == rollout_id and rollout.get("readiness"):
+            return dict(rollout["readiness"])
+    return None
+
+
+def render(record: Mapping[str, Any], source: str, signature: str | None) -> str:
+    """The checklist as plain text (also what a terminal shows, in a table)."""
+    verdict = "READY" if record.get("ready") else "NOT READY"
+    lines = [f"{record.get('rollout_id')}: {verdict}  (readiness #{record.get('sequence')}, from {source})"]
+    if signature is not None:
+        lines.append(f"  signature: {signature}")
+    for check in record.get("checks", []):
+        mark = {"met": "ok", "off": "--", "pending": "..", "unmet": "XX"}.get(str(check.get("state")), "??")
+        lines.append(f"  [{mark}] {check.get('check')} ({check.get('mode')}, {check.get('state')}): "
+                     f"{check.get('evidence')}")  # fmt: skip
+        if check.get("to_satisfy") and check.get("state") not in ("met", "off"):
+            lines.append(f"       to satisfy: {check['to_satisfy']}")
+    if record.get("blocking"):
+        lines.append(f"  blocking: {', '.join(record['blocking'])}")
+    if record.get("warnings"):
+        lines.append(f"  warnings: {', '.join(record['warnings'])}")
+    return "\n".join(lines)
+
+
+def _print(record: Mapping[str, Any], source: str, signature: str | None) -> None:
+    if not sys.stdout.isatty():
+        print(render(record, source, signature))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    ready = bool(record.get("ready"))
+    table = Table(
+        title=f"{record.get('rollout_id')}: " + ("[green]READY[/]" if ready else "[red]NOT READY[/]"),
+        caption=f"readiness #{record.get('sequence')} from {source}" + (f"; signature {signature}" if signature else ""),
+    )  # fmt: skip
+    for column in ("check", "mode", "state", "evidence", "to satisfy"):
+        table.add_column(column, overflow="fold")
+    colours = {"met": "green", "off": "dim", "pending": "yellow", "unmet": "red"}
+    for c in record.get("checks", []):
+        state = str(c.get("state"))
+        table.add_row(str(c.get("check")), str(c.get("mode")), f"[{colours.get(state, 'white')}]{state}[/]",
+                      str(c.get("evidence")), "" if state in ("met", "off") else str(c.get("to_satisfy", "")))  # fmt: skip
+    Console().print(table)
+
+
+def _config_and_key(path: str | None) -> tuple[Any, bytes | None]:
+    from rollguard.policy.commands.signing import resolve_signing_key
+    from rollguard.settings.config import ConfigError, load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise PreflightError("; ".join(exc.lines()) if hasattr(exc, "lines") else str(exc)) from exc
+    c = config.commands
+    return config, resolve_signing_key(c.signing_key, c.signing_key_env, os.environ)
+
+
+def _ask_rehearsal(args: argparse.Namespace, topic: str) -> str:
+    from rollguard.adapters.operator import KEY_ENV, OperatorError, build_action, read_key_file
+
+    key_path = args.key_file or os.environ.get(KEY_ENV)
+    if not key_path:
+        raise PreflightError(f"--rehearse needs the operator's key: pass --key-file or set {KEY_ENV}")
+    try:
+        key = read_key_file(key_path)
+    except OperatorError as exc:
+        raise PreflightError(str(exc)) from exc
+    now = time.time()
+    action = build_action(REHEARSE_ACTION, args.rollout, {"comment": "rollguard preflight"}, key, issued_at=now)
+    from kafka.producer import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", client_id="rollguard-preflight")
+    try:
+        producer.send(topic, key=args.rollout.encode("utf-8"), value=orjson.dumps(action)).get(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    return str(action["command_id"])
+
+
+def run_preflight(args: argparse.Namespace) -> int:
+    """The CLI entry point (see the module docstring for the exit codes)."""
+    try:
+        if not args.bootstrap and not args.status_url:
+            raise PreflightError("say where to look: --bootstrap HOST:PORT (the control topic) or --status-url URL")
+        if args.rehearse and not args.bootstrap:
+            raise PreflightError("--rehearse publishes on the control topic: it needs --bootstrap")
+        _, key = _config_and_key(args.config)
+        topic = None
+        if args.bootstrap:
+            from rollguard.adapters.topic_contracts import TopicContractError, load_topics, topic_for_role
+
+            try:
+                topic = topic_for_role(load_topics(args.topics_dir), "control").name
+            except TopicContractError as exc:
+                raise PreflightError(str(exc)) from exc
+        before = None
+        if args.rehearse:
+            assert topic is not None
+            known = latest_record(read_control_records(args.bootstrap, topic, args.rollout, 30.0), args.rollout)
+            before = int(known["sequence"]) if known is not None else 0
+            command_id = _ask_rehearsal(args, topic)
+            print(f"asked for a revert rehearsal of {args.rollout}: {command_id}", file=sys.stderr)
+        deadline = time.monotonic() + (args.wait or (120.0 if args.rehearse else 0.0))
+        while True:
+            record, source = _current(args, topic)
+            settled = record is not None and (
+                before is None or (int(record["sequence"]) > before and _revert_state(record) != "pending")
+            )
+            if settled or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+    except PreflightError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # Kafka or the worker unreachable: one line
+        print(f"rollguard: preflight failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if record is None:
+        print(f"{args.rollout}: no readiness known yet (no record from {source}): has the rollout sent traffic?")
+        return EXIT_UNKNOWN
+    signature = signature_state(record, key) if source.startswith("the control topic") else None
+    if args.json:
+        print(orjson.dumps({**record, "source": source, "signature_state": signature}).decode())
+    else:
+        _print(record, source, signature)
+    if signature is not None and signature.startswith("INVALID"):
+        return EXIT_NOT_READY  # a record that does not verify says nothing
+    return EXIT_READY if record.get("ready") else EXIT_NOT_READY
+
+
+def _current(args: argparse.Namespace, topic: str | None) -> tuple[dict[str, Any] | None, str]:
+    if args.status_url:
+        return read_status(args.status_url, args.rollout, 10.0), f"the worker at {args.status_url}"
+    assert topic is not None
+    records = read_control_records(args.bootstrap, topic, args.rollout, 30.0)
+    return latest_record(records, args.rollout), f"the control topic {topic}"
+
+
+def _revert_state(record: Mapping[str, Any]) -> str | None:
+    for check in record.get("checks", []):
+        if check.get("check") == "revert":
+            return str(check.get("state"))
+    return None
+
+
+def add_preflight_parser(sub: Any) -> None:
+    """``rollguard preflight ROLLOUT``."""
+    from rollguard.adapters.operator import KEY_ENV, duration
+
+    p = sub.add_parser("preflight", help="is a rollout ready? its pre-flight checklist (exit 0 only when ready)")
+    p.add_argument("rollout", metavar="ROLLOUT", help="the rollout id")
+    p.add_argument("--bootstrap", help="read the readiness records on the control topic of this Kafka (HOST:PORT)")
+    p.add_argument("--status-url", help="or ask a worker (its web address, e.g. http://localhost:6066)")
+    p.add_argument("--config", default=None, help="rollguard's config (the command signing key checks records)")
+    p.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
+    p.add_argument("--rehearse", action="store_true", help="ask for a new revert rehearsal first (signed action)")
+    p.add_argument("--key-file", help=f"the operator's key for --rehearse (default: ${KEY_ENV})")
+    p.add_argument("--wait", type=duration, default=0.0,
+                   help="wait up to this long for the readiness (after --rehearse, default 2m: for its outcome)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the record as JSON")

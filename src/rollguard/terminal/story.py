@@ -187,9 +187,15 @@ class StoryTeller:
     def _command(self, ev: StoryEvent) -> None:
         c = ev.record
         cid = str(c.get("command_id"))
-        self.state.commands[cid] = c
+        if not c.get("rehearsal"):
+            self.state.commands[cid] = c
         scope = ",".join(f"{k}={v}" for k, v in sorted((c.get("scope") or {}).items())) or "the whole rollout"
         line = Text(f"{self._t(ev.at)}  ")
+        if c.get("rehearsal"):  # pre-flight: a dry run that changes nothing, not a decision about the canary
+            line.append("REHEARSAL", style="bold blue")
+            line.append(f" dry-run {c.get('action')} ({cid}): a controller answers dry_run_ok, nothing changes")
+            self.say(line)
+            return
         line.append("PROPOSAL" if c.get("requires_approval") else "COMMAND", style="bold magenta")
         signed = "signed" if c.get("signature") else "unsigned"
         line.append(

@@ -105,7 +105,10 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
     expected = replay_outputs(
         [orjson.dumps(e) for e in traffic.events], tmp_path, parse_config(WORKER_CONFIG), signing_key=KEY
     )
-    assert [c["action"] for c in expected["control"]] == ["rollback"]
+    # The revert rehearsal of the rollout's first event (a dry run), then the ladder's rollback.
+    assert [(c["action"], c.get("rehearsal", False)) for c in expected["control"]] == [
+        ("rollback", True), ("rollback", False),
+    ]  # fmt: skip
     last_ts: dict[str, float] = {}
     for ev in traffic.events:
         last_ts[str(ev["rollout_id"])] = max(last_ts.get(str(ev["rollout_id"]), 0.0), float(ev["ts"]))
@@ -142,7 +145,8 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
 
     got = worker_outputs(kafka_bootstrap, topics)
     assert _until(got, last_ts) == _until(expected, last_ts)
-    assert [c["action"] for c in got["control"]] == ["rollback"]
+    ladder = [c for c in got["control"] if not c.get("rehearsal")]
+    assert [c["action"] for c in ladder] == ["rollback"]
 
     dead = [orjson.loads(v) for _, v in read_topic(kafka_bootstrap, topics.dead_letter)]
     assert sorted((d["contract"], d["field"], d.get("trace_id"), d.get("span_id")) for d in dead) == sorted(
@@ -165,7 +169,7 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
            "--topics-dir", str(contracts), "--state-dir", str(tmp_path / "ctl-state")]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        ack = _ack_for(kafka_bootstrap, topics.acks, got["control"][0]["command_id"], timeout_s=60)
+        ack = _ack_for(kafka_bootstrap, topics.acks, ladder[0]["command_id"], timeout_s=60)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -89,13 +89,18 @@ def parse_readiness(raw: Any, loc: Locator) -> ReadinessSettings:
         "readiness",
         loc,
         {
-            **{check: (lambda v, p: choice(v, p, loc, MODES)) for check in CHECKS},
+            **{check: (lambda v, p: _mode(v, p, loc)) for check in CHECKS},
             "rehearsal_timeout_s": lambda v, p: positive(v, p, loc),
             "min_samples": lambda v, p: _min_samples(v, p, loc),
             "min_span_s": lambda v, p: number(v, p, loc),
             "eval_gate_reports": lambda v, p: _reports(v, p, loc),
         },
     )
+
+
+def _mode(value: Any, path: str, loc: Locator) -> str:
+    """``block``, ``warn`` or ``off`` (YAML reads a bare ``off`` as false: taken as ``off``)."""
+    return "off" if value is False else choice(value, path, loc, MODES)
 
 
 def _min_samples(value: Any, path: str, loc: Locator) -> dict[str, int]:

@@ -193,7 +193,7 @@ class StoryTeller:
         line = Text(f"{self._t(ev.at)}  ")
         if c.get("rehearsal"):  # pre-flight: a dry run that changes nothing, not a decision about the canary
             line.append("REHEARSAL", style="bold blue")
-            line.append(f" dry-run {c.get('action')} ({cid}): a controller answers dry_run_ok, nothing changes")
+            line.append(f" dry-run {c.get('action')} ({cid}): answered dry_run_ok, nothing changes")
             self.say(line)
             return
         line.append("PROPOSAL" if c.get("requires_approval") else "COMMAND", style="bold magenta")

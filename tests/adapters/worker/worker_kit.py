@@ -131,10 +131,13 @@ def replay_outputs(
     path.write_bytes(b"\n".join(events) + b"\n")
     replay(path, config or Config(), tmp / "replay", **kwargs)
     files = {**OUTPUTS, "alerts": "alerts.jsonl", "readiness": "readiness.jsonl"}
-    return {
+    out = {
         role: [orjson.loads(line) for line in (tmp / "replay" / f).read_bytes().splitlines()]
         for role, f in files.items()
     }
+    # Alerts as :func:`worker_outputs` reads them: one topic per severity tier, each in publishing order.
+    out["alerts"].sort(key=lambda a: ALERT_ROLES.index((config or Config()).alerts.route(a["severity"]).role))
+    return out
 
 
 def by_rollout(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from worker_kit import ManualClock, make_topics, read_topic, wait_until, worker_outputs
 
 from controller_testkit import KEY, RunningController, canary_flags, write_flags
@@ -42,6 +42,19 @@ def _control_events(rollout: str, start: float, seconds: float, n: int) -> list[
     ]  # fmt: skip
 
 
+def _wait_for_metadata(bootstrap: str, topic: str, timeout_s: float = 30.0) -> None:
+    """Until the broker's metadata lists the topic's partitions (a group joined before that is assigned
+    none until its next metadata refresh, minutes later)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not consumer.partitions_for_topic(topic):
+            assert time.monotonic() < deadline, f"no metadata for {topic}"
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
 def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_ready(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -50,6 +63,7 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     flags = write_flags(tmp_path / "flags.json", canary_flags(answered, canary=0, control=100))
     before = flags.read_bytes()
     topics = make_topics(kafka_bootstrap)
+    _wait_for_metadata(kafka_bootstrap, topics.control)  # a controller joining before it would get nothing
     controller = RunningController(
         kafka_bootstrap, ControllerTopics(topics.control, topics.acks), flags, tmp_path / "controller"
     )
@@ -71,7 +85,7 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
                 producer.send(topics.events, key=answered.encode(), value=value)
             producer.flush()
             await wait_until(
-                lambda: bool((readiness(answered) or {}).get("ready")), 60, "ready after dry_run_ok"
+                lambda: bool((readiness(answered) or {}).get("ready")), 120, "ready after dry_run_ok"
             )
             for value in _control_events(unanswered, now, 60.0, 120):  # event time passes the timeout
                 producer.send(topics.events, key=unanswered.encode(), value=value)

@@ -64,10 +64,10 @@ def baselines_check(settings: ReadinessSettings, facts: BaselineFacts | None, no
         return off("baselines", mode, "switched off (readiness.baselines: off)")
     need_span = settings.min_span_s
     families = _families(facts)
-    wanted = ", ".join(f"{settings.min_samples[f]} {f}" for f in families) or "control traffic"
+    wanted = ", ".join(f"{settings.min_samples[f]} {f}" for f in families)
+    counts = f"at least {wanted} control observations" if wanted else "control traffic"
     satisfy = (
-        f"at least {wanted} control observations and {need_span:g} s of control history in every cohort "
-        "before the canary's first event"
+        f"{counts} and {need_span:g} s of control history in every cohort before the canary's first event"
     )
     if facts is None:
         return CheckResult("baselines", mode, "pending", "no event seen yet", satisfy)

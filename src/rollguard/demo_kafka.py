@@ -377,7 +377,10 @@ def _story_record(
                "at": clock, "result": record.get("reason")}  # fmt: skip
         teller.on(StoryEvent(clock, "audit", ack))
     elif topic == names["control"]:
-        if record.get("action") not in OPERATOR_ACTIONS:  # rollguard's own commands (operators' are audited)
+        if record.get("kind") == "readiness":  # rollguard's pre-flight checklist
+            clock = max(clock, float(record.get("at") or clock))
+            teller.on(StoryEvent(clock, "readiness", record))
+        elif record.get("action") not in OPERATOR_ACTIONS:  # its own commands (operators' are audited)
             clock = max(clock, float(record.get("issued_at") or clock))
             teller.on(StoryEvent(clock, "command", record))
     elif topic.startswith(names["alerts.critical"].rsplit(".", 1)[0]):

@@ -79,7 +79,9 @@ def test_a_proposal_waits_is_approved_by_the_operator_command_and_applied(
         main(["replay", str(setup["events"]), "--config", str(cfg), "--out", str(first), "--auto-ack", "20"])
         == 0
     )
-    (proposal,) = _lines(first / "commands.jsonl")
+    # The revert rehearsal (a dry run, no approval needed: it changes nothing), then the proposal.
+    rehearsal, proposal = _lines(first / "commands.jsonl")
+    assert rehearsal["rehearsal"] is True and rehearsal["requires_approval"] is False
     assert proposal["requires_approval"] is True  # auto-ack never applies a proposal: it waits
     html = render_report(first)
     assert f'data-command="{proposal["command_id"]}"' in html and "Pending approval" in html
@@ -97,7 +99,7 @@ def test_a_proposal_waits_is_approved_by_the_operator_command_and_applied(
     argv = ["replay", str(setup["events"]), "--config", str(cfg), "--out", str(second), "--auto-ack", "20",
             "--inputs", str(inputs)]  # fmt: skip
     assert main(argv) == 0
-    proposal2, approved = _lines(second / "commands.jsonl")[:2]
+    proposal2, approved = _lines(second / "commands.jsonl")[1:3]
     assert proposal2 == proposal
     assert (approved["approved_by"], approved["proposal_id"], approved["issued_at"]) == (
         "alice", proposal["command_id"], at,
@@ -120,7 +122,7 @@ def test_a_forged_approval_is_refused_and_the_proposal_keeps_waiting(
     cfg = _config(setup)
     first = tmp_path / "first"
     assert main(["replay", str(setup["events"]), "--config", str(cfg), "--out", str(first)]) == 0
-    (proposal,) = _lines(first / "commands.jsonl")
+    (proposal,) = [c for c in _lines(first / "commands.jsonl") if not c.get("rehearsal")]
     mallory = tmp_path / "mallory.key"
     assert (
         main(["operator", "keygen", "--operator", "alice", "--key-id", "alice-1", "--out", str(mallory)]) == 0
@@ -136,7 +138,8 @@ def test_a_forged_approval_is_refused_and_the_proposal_keeps_waiting(
         )
         == 0
     )
-    assert [c["command_id"] for c in _lines(out / "commands.jsonl")] == [proposal["command_id"]]
+    commands = [c["command_id"] for c in _lines(out / "commands.jsonl") if not c.get("rehearsal")]
+    assert commands == [proposal["command_id"]]
     (op,) = [a for a in _lines(out / "audit.jsonl") if a["type"] == "operator"]
     assert op["result"] == "rejected: signature check failed: bad_signature"
 

@@ -86,8 +86,8 @@ def test_check_lists_every_error_of_the_file_in_line_order(
         f"{f}:11: operators.keys.alice.public_key: must be an Ed25519 public key: 64 hex digits or the "
         "base64 of 32 bytes (as `rollguard operator keygen` prints it)",
         f"{f}:12: bogus: unknown section (expected one of: alerts, alpha, bridge, commands, controller, "
-        "embeddings, engine, gate, metrics, operators, otlp, promotion, rollouts, segments, shadow, "
-        "srm_alpha, srm_request_alpha, worker)",
+        "embeddings, engine, gate, metrics, operators, otlp, promotion, readiness, rollouts, segments, "
+        "shadow, srm_alpha, srm_request_alpha, worker)",
         f"{f}:13: alpha: duplicate key",
         f"{f}:15: worker.web_port: must be a number, got 'http'",
     ]

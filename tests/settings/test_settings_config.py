@@ -73,8 +73,8 @@ worker: {web_port: 7000}
             2,
             "bogus",
             "unknown section (expected one of: alerts, alpha, bridge, commands, controller, embeddings, "
-            "engine, gate, metrics, operators, otlp, promotion, rollouts, segments, shadow, srm_alpha, "
-            "srm_request_alpha, worker)",
+            "engine, gate, metrics, operators, otlp, promotion, readiness, rollouts, segments, shadow, "
+            "srm_alpha, srm_request_alpha, worker)",
         ),
         ("alpha: 0.1\nalpha: 0.2\n", 2, "alpha", "duplicate key"),
         ("[1, 2]\n", 1, "", "the config must be a mapping of sections"),

@@ -8,8 +8,12 @@ same output byte for byte: nothing here reads the clock, and JSON keys are writt
 Each rollout runs through its own :class:`~rollguard.pipeline.rollout.RolloutPipeline` (detection, policy,
 its own event-time clock), exactly as in the streaming worker:
 ``DIR/alerts.jsonl`` holds every alert notification (firing, repeat, resolve, digest), ``DIR/commands.jsonl``
-every rollout command, ``DIR/audit.jsonl`` what was done with acks and operator actions. Acks and operator
-actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
+every rollout command (the revert rehearsal too: ``dry_run`` and ``rehearsal`` true), ``DIR/readiness.jsonl``
+every readiness record (``kind: readiness``: the other record type of the control topic, written whenever a
+rollout's pre-flight readiness changed), ``DIR/audit.jsonl`` what was done with acks and operator actions.
+``summary.json`` ends with each rollout's readiness. An eval gate report the config names for a rollout
+(``readiness.eval_gate_reports``) is read before the first event (:mod:`.eval_gate_reports`). Acks and
+operator actions can be replayed too (``inputs``: JSON lines, each applied at its ``at``/``issued_at``), and
 ``auto_ack_s`` plays a controller that applies every command that many seconds after it was issued.
 With ``timeline_every_s``, ``DIR/timeline.jsonl`` also holds each rollout's dashboard point (snapshot,
 policy status, verdict states) every that many seconds of its event time, and a last one at the end
@@ -36,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from rollguard.adapters.eval_gate_reports import read_eval_gates
 from rollguard.domain.events import Event, EventError, excerpt, parse_event
 from rollguard.otlp.translate import OtlpTranslator, Translation
 from rollguard.pipeline.pipelines import Pipelines
@@ -57,6 +62,7 @@ class ReplaySummary:
     rollouts: int = 0
     alerts: int = 0
     commands: int = 0
+    readiness_records: int = 0
     inputs_rejected: int = 0
     duplicates: int = 0
     otlp: dict[str, int] | None = None  # OTLP input: what became of the spans (translator counters)
@@ -161,6 +167,7 @@ def replay(
     timeline = Timeline(timeline_every_s) if timeline_every_s else None
     read = 0
     pipelines = Pipelines(config, signing_key=signing_key)
+    pipelines.shared.eval_gates.update(read_eval_gates(config))
     pending = _Inputs(auto_ack_s)
     summary = ReplaySummary()
     last_ts = float("-inf")
@@ -170,6 +177,7 @@ def replay(
         open(out / "rejected.jsonl", "wb") as rejected,
         open(out / "alerts.jsonl", "wb") as alerts,
         open(out / "commands.jsonl", "wb") as commands,
+        open(out / "readiness.jsonl", "wb") as readiness,
         open(out / "audit.jsonl", "wb") as audit,
         open(out / "timeline.jsonl", "wb") if timeline is not None else nullcontext() as points,
     ):
@@ -182,11 +190,14 @@ def replay(
             for command in step.commands:
                 commands.write(orjson.dumps(command, option=_DUMP))
                 pending.on_command(command)
+            for record in step.readiness:
+                readiness.write(orjson.dumps(record, option=_DUMP))
             for record in step.audit:
                 audit.write(orjson.dumps(record, option=_DUMP))
             summary.verdict_changes += len(step.verdicts)
             summary.alerts += len(step.alerts)
             summary.commands += len(step.commands)
+            summary.readiness_records += len(step.readiness)
 
         if inputs is not None:
 
@@ -284,6 +295,8 @@ def replay(
     if report["otlp"] is None:
         del report["otlp"]
     report["counters"] = {rid: m.counters for p in pipelines for rid, m in sorted(p.engine.monitors.items())}
+    # Each rollout's readiness at its own last event time (ready, blocking and warning checks, evidence).
+    report["readiness"] = {p.rollout_id: p.status()["readiness"] for p in pipelines}
     semantic = {p.rollout_id: p.engine.semantic.counters() for p in pipelines if p.engine.semantic}
     if semantic:  # per rollout: embeddings sampled and embedded, shadow pairs and losses (issue 6)
         report["semantic"] = semantic

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rollguard.detect.control_history import control_history
 from rollguard.detect.engine import Engine
 from rollguard.domain.events import Event
 from rollguard.domain.verdicts import VerdictChange
@@ -30,17 +31,20 @@ STATE_VERSION: Final = 1
 
 @dataclass(slots=True)
 class Step:
-    """What one call produced, in publishing order: verdict changes first, then the policy's outputs."""
+    """What one call produced, in publishing order: verdict changes first, then the policy's outputs
+    (alerts, commands and readiness records, audit)."""
 
     verdicts: list[VerdictChange] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    readiness: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, output: Output) -> Step:
         self.alerts.extend(output.alerts)
         self.commands.extend(output.commands)
         self.audit.extend(output.audit)
+        self.readiness.extend(output.readiness)
         return self
 
     def __iadd__(self, other: Step) -> Step:
@@ -48,10 +52,11 @@ class Step:
         self.alerts.extend(other.alerts)
         self.commands.extend(other.commands)
         self.audit.extend(other.audit)
+        self.readiness.extend(other.readiness)
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.verdicts or self.alerts or self.commands or self.audit)
+        return bool(self.verdicts or self.alerts or self.commands or self.audit or self.readiness)
 
 
 class RolloutPipeline:
@@ -85,15 +90,49 @@ class RolloutPipeline:
         if self.recent.seen(ev.event_id, ts):
             self.duplicates += 1
             return step
+        first = not math.isfinite(self.last_ts)
         if ts > self.last_ts:
             self.last_ts = ts
+        if first:  # pre-flight starts with the rollout: the revert rehearsal goes out before anything else
+            step.add(self.policy.readiness_started(self.rollout_id, ts))
+        batches = self._batches()
         changes = self.engine.process(ev)
         if changes:
             step.verdicts = changes
             step.add(self.policy.on_changes(changes))
+        if self._preflight(ev, batches) or first:
+            step.add(self.policy.readiness_changed(self.rollout_id))
         if self.policy.due(ts):
             step.add(self.policy.advance(ts))
         return step
+
+    def _batches(self) -> int:
+        monitor = self.engine.monitors.get(self.rollout_id)
+        return -1 if monitor is None else monitor.seen["batches"]
+
+    def _preflight(self, ev: Event, batches_before: int) -> bool:
+        """Feed readiness what only the pipeline sees: the control history until the canary's first
+        event (after each closed batch, and at that event), and the eval gate outcome the adapter read.
+        True when a fact changed."""
+        ready = self.policy.readiness.get(self.rollout_id)
+        if ready is None:
+            return False
+        changed = False
+        gates = self.shared.eval_gates
+        gate = gates.get(self.rollout_id) or gates.get("*")
+        if gate != ready.eval_gate:
+            self.policy.readiness_eval_gate(self.rollout_id, gate)
+            changed = True
+        facts = ready.baselines
+        monitor = self.engine.monitors.get(self.rollout_id)
+        if facts is None or facts.canary_at is not None or monitor is None:
+            return changed
+        canary = ev.arm == "canary"
+        if canary or self._batches() != batches_before:
+            canary_at = ev.ts if canary else None
+            self.policy.readiness_baselines(self.rollout_id, control_history(monitor), canary_at=canary_at)
+            changed = True
+        return changed
 
     def on_input(self, item: Mapping[str, Any]) -> Step:
         """An ack (ack v1) or an operator action (command v1 with an operator ``action``) for this rollout."""

@@ -1,4 +1,5 @@
-"""What rollouts share: the operators' silences (matchers over alert labels, valid for a span of time).
+"""What rollouts share: the operators' silences (matchers over alert labels, valid for a span of time),
+and the eval gate outcomes an adapter read from the reports the config names (``readiness``).
 
 Every rollout's policy reads the same silences, each at its own event time (a silence applies to an
 alert when the alert's rollout clock is inside the silence's span), so sharing them never makes one
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rollguard.policy.alerts.manager import Silence
+from rollguard.policy.readiness.eval_gate import EvalGateOutcome
 
 # An ended silence is forgotten this long (event time) after its end: long enough that no rollout's
 # clock still inside its span can be this far behind the newest one.
@@ -23,6 +25,9 @@ class SharedState:
 
     def __init__(self) -> None:
         self.silences: dict[str, Silence] = {}
+        # Rollout id -> its eval gate report's outcome (read by the adapter; a rollout's pipeline hands
+        # it to its readiness at its next event).
+        self.eval_gates: dict[str, EvalGateOutcome] = {}
         self._listeners: list[Callable[[], None]] = []
 
     def on_change(self, listener: Callable[[], None]) -> None:

@@ -11,10 +11,14 @@ The calls, in the order a driver makes them::
     out += policy.advance(event.ts)                  # time-driven: resolves, repeats, expiries, digests
     out += policy.on_ack(ack)                        # ack v1 from a controller (acks topic)
     out += policy.on_operator(action)                # operator action (command v1, control topic)
+    out += policy.readiness_started(rollout_id, ts)  # its first event: pre-flight (rehearsal) begins
+    policy.readiness_baselines(…); policy.readiness_eval_gate(…)  # facts only the pipeline has
+    out += policy.readiness_changed(rollout_id)      # a readiness record when readiness changed
 
 Each returns an :class:`Output`: alert v1 records (publish each to ``policy.topic_role(alert)``), command v1
-records (control topic, key = rollout_id) and audit records of what was done with acks and operator
-actions. ``advance`` is cheap when nothing is due, so it may be called for every event.
+records (control topic, key = rollout_id), readiness records (control topic, ``kind: readiness``) and audit
+records of what was done with acks and operator actions. ``advance`` is cheap when nothing is due, so it may
+be called for every event.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rollguard.detect.control_history import CohortHistory
 from rollguard.domain.cohorts import WHOLE, cohort_key
 from rollguard.domain.events import excerpt
 from rollguard.policy.alerts.manager import AlertBook, Silence, parse_matchers
@@ -31,6 +36,9 @@ from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
 from rollguard.policy.operators import verify_action
+from rollguard.policy.readiness.baselines import BaselineFacts
+from rollguard.policy.readiness.eval_gate import EvalGateOutcome
+from rollguard.policy.readiness.rollout import RolloutReadiness
 from rollguard.policy.signals import SignalTable, VerdictOverride, change_fields
 from rollguard.settings.alerts import KIND_STATES
 from rollguard.settings.config import Config
@@ -60,18 +68,20 @@ class Output:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    readiness: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, other: Output) -> Output:
         self.alerts.extend(other.alerts)
         self.commands.extend(other.commands)
         self.audit.extend(other.audit)
+        self.readiness.extend(other.readiness)
         return self
 
     def __iadd__(self, other: Output) -> Output:
         return self.extend(other)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.commands or self.audit)
+        return bool(self.alerts or self.commands or self.audit or self.readiness)
 
 
 class Policy:
@@ -96,6 +106,7 @@ class Policy:
             self.book.silences = silences
         self.planner = Planner(self.config.commands, self.config.promotion, signing_key, instance)
         self.tables: dict[str, SignalTable] = {}
+        self.readiness: dict[str, RolloutReadiness] = {}
         self.now = -math.inf
         self._next_due = math.inf
         self._seen_actions: list[str] = []
@@ -152,6 +163,8 @@ class Policy:
             self.book.expire_silences(self.now)
         for rid in sorted(self.tables):
             out += self._evaluate(rid)
+        for rid in sorted(self.readiness.keys() - self.tables.keys()):
+            out += self._readiness_changed(rid)
         out.alerts.extend(self.book.digests_due(self.now))
         self._evict_idle()
         self._refresh_due()
@@ -162,6 +175,17 @@ class Policy:
         rid = ack.get("rollout_id")
         cid = ack.get("command_id")
         out = Output()
+        ready = self.readiness.get(rid) if isinstance(rid, str) else None
+        rehearsal = ready is not None and isinstance(cid, str) and cid == ready.rehearsal.command_id
+        if rehearsal and ready is not None and isinstance(rid, str):
+            result = ready.rehearsal.on_ack(ack, self.now)
+            out.audit.append(
+                {"type": "ack", "command_id": cid, "rollout_id": rid, "at": self.now,
+                 "status": str(ack.get("status")), "result": f"rehearsal: {result}"}
+            )  # fmt: skip
+            out += self._readiness_changed(rid)
+            self._refresh_due()
+            return out
         if not isinstance(rid, str) or not isinstance(cid, str) or rid not in self.planner.rollouts:
             out.audit.append(
                 {
@@ -335,12 +359,78 @@ class Policy:
         for rec in records:
             self.book.link_command(rid, rc.commands[rec["command_id"]].fingerprints, rec["command_id"])
         # rollguard's own alerts state facts (acked or not): they resolve as soon as the fact changes.
-        self.book.reconcile(
-            rid, self.planner.system_conditions(rc, now), {}, now, system=True, immediate=True
-        )
+        self.book.reconcile(rid, self._system_conditions(rid, rc), {}, now, system=True, immediate=True)
         out.alerts.extend(self.book.notify(rid, now))
         out.commands.extend(records)
+        out.readiness.extend(self._readiness_record(rid))
         return out
+
+    def _system_conditions(self, rid: str, rc: RolloutCommands) -> list[Any]:
+        conds = self.planner.system_conditions(rc, self.now)
+        ready = self.readiness.get(rid)
+        if ready is not None:
+            conds += ready.conditions(self.config.readiness, self.now)
+        return conds
+
+    # ------------------------------------------------------------------ readiness (pre-flight)
+    def readiness_started(self, rid: str, now: float) -> Output:
+        """A rollout's first event: its readiness starts, and (revert check on) its revert rehearsal, a
+        signed dry-run rollback that never moves the ladder, is issued unless commands are off for it.
+        The caller then hands over the facts it has and calls :meth:`readiness_changed`."""
+        if now > self.now:
+            self.now = now
+        if rid in self.readiness:
+            return Output()
+        ready = self.readiness[rid] = RolloutReadiness(rid, baselines=BaselineFacts(now))
+        out = Output()
+        if self.config.readiness.revert != "off":
+            cfg = self.config.commands
+            per = cfg.for_rollout(rid)
+            if cfg.enabled if per.enabled is None else per.enabled:
+                record = self.planner.rehearsal(self.planner.rollout(rid), self.now)
+                ready.rehearsal.issue(record["command_id"], self.now)
+                out.commands.append(record)
+            else:
+                ready.rehearsal.disabled()
+        self._refresh_due()
+        return out
+
+    def readiness_baselines(self, rid: str, history: list[CohortHistory], *, canary_at: float | None) -> None:
+        """The rollout's control history (read after a batch closed, and at the canary's first event with
+        ``canary_at``); ignored once the canary started (the baseline is judged as it was then)."""
+        ready = self.readiness.get(rid)
+        if ready is None or ready.baselines is None or ready.baselines.canary_at is not None:
+            return
+        ready.baselines.history = history
+        ready.baselines.canary_at = canary_at
+
+    def readiness_eval_gate(self, rid: str, outcome: EvalGateOutcome | None) -> None:
+        """The outcome of the rollout's eval gate report, as an adapter read it."""
+        ready = self.readiness.get(rid)
+        if ready is not None:
+            ready.eval_gate = outcome
+
+    def readiness_changed(self, rid: str) -> Output:
+        """Re-judge a rollout's readiness after its facts changed (see :meth:`_readiness_changed`)."""
+        return self._readiness_changed(rid) if rid in self.readiness else Output()
+
+    def _readiness_changed(self, rid: str) -> Output:
+        """Re-judge a rollout's readiness: its own alert and, when it changed, a new readiness record."""
+        out = Output()
+        rc = self.planner.rollout(rid)
+        self.book.reconcile(rid, self._system_conditions(rid, rc), {}, self.now, system=True, immediate=True)
+        out.alerts.extend(self.book.notify(rid, self.now))
+        out.readiness.extend(self._readiness_record(rid))
+        return out
+
+    def _readiness_record(self, rid: str) -> list[dict[str, Any]]:
+        ready = self.readiness.get(rid)
+        if ready is None:
+            return []
+        key_id = self.config.commands.key_id or None
+        settings = self.config.readiness
+        record = ready.record_if_changed(settings, self.now, self.signing_key, self.instance, key_id)
+        return [] if record is None else [record]
 
     def refresh_due(self) -> None:
         """Re-read when :meth:`advance` next has work (after a shared silence was added or removed)."""
@@ -349,6 +439,8 @@ class Policy:
     def _refresh_due(self) -> None:
         now = self.now
         due = min(self.book.next_due(now), self.planner.next_due(now))
+        for ready in self.readiness.values():
+            due = min(due, ready.next_due(self.config.readiness, now))
         for table in self.tables.values():
             for o in table.overrides.values():
                 if o.until is not None and o.until > now:
@@ -366,6 +458,7 @@ class Policy:
             if rc is not None and rc.in_flight() is not None:
                 continue
             del self.tables[rid]
+            self.readiness.pop(rid, None)
             self.book.drop_rollout(rid)
             self.planner.rollouts.pop(rid, None)
 
@@ -415,6 +508,11 @@ class Policy:
             "weight": rc.weight,
             "hold": rc.hold,
             "healthy": self.tables[rollout_id].healthy(self.now) if rollout_id in self.tables else True,
+            "readiness": (
+                self.readiness[rollout_id].view(self.config.readiness, self.now)
+                if rollout_id in self.readiness
+                else None
+            ),
         }
 
     # ------------------------------------------------------------------ state
@@ -430,6 +528,7 @@ class Policy:
             "book": book,
             "planner": {rid: rc.to_state() for rid, rc in sorted(self.planner.rollouts.items())},
             "seen_actions": list(self._seen_actions),
+            "readiness": {rid: r.to_state() for rid, r in sorted(self.readiness.items())},
         }
 
     @classmethod
@@ -452,5 +551,8 @@ class Policy:
             p.book.silences = silences
         p.planner.rollouts = {rid: RolloutCommands.from_state(rc) for rid, rc in state["planner"].items()}
         p._seen_actions = list(state["seen_actions"])
+        # Checkpoints from before readiness existed have none: those rollouts were seen long ago.
+        readiness = state.get("readiness") or {}
+        p.readiness = {rid: RolloutReadiness.from_state(r) for rid, r in readiness.items()}
         p._refresh_due()
         return p

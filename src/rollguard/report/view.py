@@ -230,10 +230,13 @@ def _commands(r: RolloutRecords, policy: Mapping[str, Any]) -> list[dict[str, An
             {
                 "command_id": cid,
                 "issued": fmt_time(c.get("issued_at")),
-                "action": c.get("action", ""),
+                # The revert rehearsal (pre-flight) is not a decision about the canary: said, with its answer.
+                "action": c.get("action", "") + (" (revert rehearsal)" if c.get("rehearsal") else ""),
                 "scope": scope_text(c.get("scope")),
                 "target_weight": c.get("target_weight"),
-                "status": st.get("status") or ("proposed" if c.get("requires_approval") else "issued"),
+                "status": st.get("status")
+                or (str(acks[cid][-1].get("status")) if c.get("rehearsal") and acks.get(cid) else None)
+                or ("proposed" if c.get("requires_approval") else "issued"),
                 "acks": ack_texts,
                 "ack_reason": st.get("ack_reason"),
                 "approved_by": c.get("approved_by") or st.get("approved_by"),

@@ -4,7 +4,7 @@ A bad config must fail at start, before any event is read, with ``file:line: fie
 Every section is optional; an empty file (or no file) gives the documented defaults. This module reads
 the YAML with the line of every field (:func:`compose_located`), checks the top level and hands each
 section to its module (``engine``, ``segments``, ``metrics``, ``rollouts``, ``embeddings``/``shadow``,
-``alerts``, ``commands``, ``promotion``, ``gate``, ``worker``, ``otlp``), which checks it with
+``alerts``, ``commands``, ``promotion``, ``gate``, ``readiness``, ``worker``, ``otlp``), which checks it with
 :mod:`rollguard.settings.checks`.
 
 Example::
@@ -39,6 +39,7 @@ from rollguard.settings.metrics import parse_metrics
 from rollguard.settings.operators import OperatorSettings, parse_operators
 from rollguard.settings.otlp import OtlpSettings, parse_otlp
 from rollguard.settings.promotion import PromotionSettings, parse_promotion
+from rollguard.settings.readiness import ReadinessSettings, parse_readiness
 from rollguard.settings.rollouts import RolloutSettings, parse_rollouts
 from rollguard.settings.segments import SegmentSettings, parse_segments
 from rollguard.settings.worker import WorkerSettings, parse_worker
@@ -107,6 +108,7 @@ class Config:
     commands: CommandSettings = field(default_factory=CommandSettings)
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    readiness: ReadinessSettings = field(default_factory=ReadinessSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     operators: OperatorSettings = field(default_factory=OperatorSettings)
@@ -250,6 +252,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         "metrics",
         "rollouts",
         "operators",
+        "readiness",
     }
     errors: list[ConfigError] = []
     for key in data:
@@ -306,6 +309,7 @@ def _config_from(data: dict[str, Any], loc: _Located) -> Config:
         commands=section(lambda: parse_commands(data.get("commands"), loc), defaults.commands),
         promotion=section(lambda: parse_promotion(data.get("promotion"), loc), defaults.promotion),
         gate=section(lambda: parse_gate(data.get("gate"), loc), defaults.gate),
+        readiness=section(lambda: parse_readiness(data.get("readiness"), loc), defaults.readiness),
         bridge=section(lambda: parse_bridge(data.get("bridge"), loc), defaults.bridge),
         worker=worker,
         operators=section(lambda: parse_operators(data.get("operators"), loc), defaults.operators),

@@ -34,7 +34,7 @@ GLYPH: Final = {"regressed": "✗", "non_inferior": "✓", "insufficient": "·"}
 @dataclass(frozen=True, slots=True)
 class StoryEvent:
     """Something that happened at event time ``at``: a timeline ``point``, an ``alert``, a ``command``,
-    an ``audit`` record (an ack or an operator action)."""
+    a ``readiness`` record (pre-flight), an ``audit`` record (an ack or an operator action)."""
 
     at: float
     kind: str
@@ -74,7 +74,7 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 def replay_story(out_dir: str | Path) -> list[StoryEvent]:
     """A replay's outputs as story events in event-time order (points before what they explain)."""
     d = Path(out_dir)
-    order = {"point": 0, "alert": 1, "command": 2, "audit": 3}
+    order = {"point": 0, "alert": 1, "command": 2, "readiness": 3, "audit": 4}
     events: list[StoryEvent] = []
     for point in _lines(d / "timeline.jsonl"):
         at = point.get("at")
@@ -84,6 +84,8 @@ def replay_story(out_dir: str | Path) -> list[StoryEvent]:
         events.append(StoryEvent(float((alert.get("notification") or {}).get("at") or 0.0), "alert", alert))
     for cmd in _lines(d / "commands.jsonl"):
         events.append(StoryEvent(float(cmd["issued_at"]), "command", cmd))
+    for rec in _lines(d / "readiness.jsonl"):
+        events.append(StoryEvent(float(rec.get("at") or 0.0), "readiness", rec))
     for rec in _lines(d / "audit.jsonl"):
         at = rec.get("at")
         events.append(StoryEvent(float(at) if isinstance(at, int | float) else 0.0, "audit", rec))
@@ -157,6 +159,8 @@ class StoryTeller:
             self._command(ev)
         elif ev.kind == "audit":
             self._audit(ev)
+        elif ev.kind == "readiness":
+            self._readiness(ev)
         if self.live is not None:
             self.live.update(self._render())
 
@@ -187,9 +191,15 @@ class StoryTeller:
     def _command(self, ev: StoryEvent) -> None:
         c = ev.record
         cid = str(c.get("command_id"))
-        self.state.commands[cid] = c
+        if not c.get("rehearsal"):
+            self.state.commands[cid] = c
         scope = ",".join(f"{k}={v}" for k, v in sorted((c.get("scope") or {}).items())) or "the whole rollout"
         line = Text(f"{self._t(ev.at)}  ")
+        if c.get("rehearsal"):  # pre-flight: a dry run that changes nothing, not a decision about the canary
+            line.append("REHEARSAL", style="bold blue")
+            line.append(f" dry-run {c.get('action')} ({cid}): answered dry_run_ok, nothing changes")
+            self.say(line)
+            return
         line.append("PROPOSAL" if c.get("requires_approval") else "COMMAND", style="bold magenta")
         signed = "signed" if c.get("signature") else "unsigned"
         line.append(
@@ -201,6 +211,18 @@ class StoryTeller:
         self.say(line)
         if reason:
             self.say(Text(f"           why: {reason}", style="dim"))
+
+    def _readiness(self, ev: StoryEvent) -> None:
+        r = ev.record
+        line = Text(f"{self._t(ev.at)}  ")
+        if r.get("ready"):
+            line.append("READY", style="bold green")
+            warned = f" (warnings: {', '.join(r['warnings'])})" if r.get("warnings") else ""
+            line.append(f" pre-flight checks met{warned}")
+        else:
+            line.append("NOT READY", style="bold yellow")
+            line.append(f" pre-flight: {', '.join(r.get('blocking') or [])} not met")
+        self.say(line)
 
     def _audit(self, ev: StoryEvent) -> None:
         r = ev.record

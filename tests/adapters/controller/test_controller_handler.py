@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -17,7 +18,12 @@ from controller_testkit import KEY, ROLLOUT, canary_flags, command, write_flags
 from rollguard.adapters.controller.flag_file import FlagFileChanged, read_flags, replace_flags
 from rollguard.adapters.controller.handler import FlagdFileController
 from rollguard.adapters.controller.state import ControllerState
+from rollguard.policy.commands.planner import Planner, RolloutCommands
+from rollguard.policy.readiness.rollout import RolloutReadiness
+from rollguard.settings.commands import CommandSettings
 from rollguard.settings.controller import ControllerSettings, RolloutFlagSettings
+from rollguard.settings.promotion import PromotionSettings
+from rollguard.settings.readiness import ReadinessSettings
 
 
 class Clock:
@@ -213,3 +219,30 @@ def test_every_replacement_has_a_later_mtime_and_keeps_the_file_mode(flags: Path
     assert all(b > a for a, b in itertools.pairwise(mtimes))
     assert os.stat(flags).st_mode & 0o777 == 0o640
     assert json.loads(flags.read_text())["flags"][ROLLOUT]["metadata"]["version"] == "6"
+
+
+def test_rollguards_revert_rehearsal_is_answered_dry_run_ok_and_changes_nothing(
+    flags: Path, tmp_path: Path
+) -> None:
+    planner = Planner(CommandSettings(), PromotionSettings(), KEY)
+    rehearsal = planner.rehearsal(RolloutCommands(ROLLOUT), time.time())
+    assert rehearsal["rehearsal"] and rehearsal["dry_run"] and rehearsal["action"] == "rollback"
+    before = flags.read_bytes()
+    ack = send(controller(flags, tmp_path / "state"), rehearsal)
+    assert ack is not None and ack["status"] == "dry_run_ok" and ack["command_id"] == rehearsal["command_id"]
+    assert ack["reason"].startswith("would apply: ")
+    assert flags.read_bytes() == before
+
+
+def test_a_readiness_record_on_the_control_topic_is_skipped_without_an_answer(
+    flags: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ready = RolloutReadiness(ROLLOUT)
+    record = ready.record_if_changed(ReadinessSettings(), time.time(), KEY, "rollguard", None)
+    assert record is not None and record["kind"] == "readiness"
+    before = flags.read_bytes()
+    with caplog.at_level(logging.INFO, logger="rollguard.controller"):
+        assert send(controller(flags, tmp_path / "state"), record) is None
+    assert "skipping the readiness record of checkout-v2" in caplog.text
+    assert "no command" not in caplog.text  # not mistaken for a malformed command
+    assert flags.read_bytes() == before

@@ -39,7 +39,8 @@ def _ladder_events() -> list[bytes]:
 
 
 def _controller(bootstrap: str, topics: WorkerTopics, stop: threading.Event, acked: list[str]) -> None:
-    """A rollout controller: applies every rollout command it reads and acks it ``applied``."""
+    """A rollout controller: applies every rollout command it reads and acks it ``applied`` (a dry run:
+    ``dry_run_ok``); readiness records are not commands."""
     consumer = KafkaConsumer(
         topics.control,
         bootstrap_servers=bootstrap,
@@ -52,13 +53,13 @@ def _controller(bootstrap: str, topics: WorkerTopics, stop: threading.Event, ack
         while not stop.is_set():
             for message in consumer:
                 command = orjson.loads(message.value)
-                if "signature" not in command or command.get("requires_approval"):
+                if "action" not in command or "signature" not in command or command.get("requires_approval"):
                     continue
                 ack = {
                     "schema_version": 1,
                     "command_id": command["command_id"],
                     "rollout_id": command["rollout_id"],
-                    "status": "applied",
+                    "status": "dry_run_ok" if command["dry_run"] else "applied",
                     "at": command["issued_at"] + ACK_AFTER_S,
                     "controller": "test",
                 }
@@ -81,7 +82,9 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
 ) -> None:
     events = _ladder_events()
     expected = replay_outputs(events, tmp_path, auto_ack_s=ACK_AFTER_S)
-    assert [s[0] for s in _steps(expected["control"])] == ["disable_scope", "reduce_weight", "rollback"]
+    rehearsal, *ladder = expected["control"]
+    assert rehearsal["rehearsal"] and rehearsal["dry_run"]  # at the first event; never a ladder step
+    assert [s[0] for s in _steps(ladder)] == ["disable_scope", "reduce_weight", "rollback"]
 
     topics = make_topics(kafka_bootstrap)
     stop = threading.Event()
@@ -108,7 +111,7 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
                     await asyncio.sleep(0.05)
             producer.flush()
             await wait_until(lambda: wa.stats.applied >= len(events), 240, "every event applied")
-            await wait_until(lambda: len(acked) >= 3, 60, "three commands acked")
+            await wait_until(lambda: len(acked) >= 4, 60, "the rehearsal and three commands acked")
             rid = next(iter(wa.runtime.runtimes))
             await wait_until(
                 lambda: wa.runtime.runtimes[rid].pipeline.status()["level"] == 2, 60, "the rollback applied"
@@ -126,7 +129,7 @@ def test_acks_on_the_real_topic_move_the_ladder_as_auto_ack_does_in_replay(
         auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )
-    commands = [c for c in (orjson.loads(m.value) for m in consumer) if "signature" in c]
+    commands = [c for c in (orjson.loads(m.value) for m in consumer) if "signature" in c and "action" in c]
     consumer.close()
     assert _steps(commands) == _steps(expected["control"])
     status = next(iter(wa.runtime.runtimes.values())).pipeline.status()

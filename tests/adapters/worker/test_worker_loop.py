@@ -56,7 +56,7 @@ def test_simulator_worker_controller_acks_worker(kafka_bootstrap: str, tmp_path:
         signing_key=KEY,
         config=parse_config(CONFIG),
     )
-    steps = [c["action"] for c in expected["control"]]
+    steps = [c["action"] for c in expected["control"] if not c.get("rehearsal")]
     assert steps == ["disable_scope", "reduce_weight", "rollback"]
 
     topics = make_topics(kafka_bootstrap)
@@ -109,7 +109,8 @@ def test_simulator_worker_controller_acks_worker(kafka_bootstrap: str, tmp_path:
     )
     acks = [orjson.loads(m.value) for m in consumer]
     consumer.close()
-    assert [a["status"] for a in acks] == ["applied"] * 3 and all(
+    # The controller rehearsed the revert (dry_run_ok, nothing changed) before it applied the ladder.
+    assert [a["status"] for a in acks] == ["dry_run_ok"] + ["applied"] * 3 and all(
         a["controller"] == "flagd-file" for a in acks
     )
     commands = [

@@ -118,8 +118,12 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
     expected = replay_outputs(
         [orjson.dumps(e) for e in traffic.events], tmp_path, parse_config(WORKER_CONFIG), signing_key=KEY
     )
-    assert [(c["action"], c["scope"]) for c in expected["control"]] == SCOPED
     last_ts = _last_ts(traffic.events)
+    # Each rollout's revert rehearsal at its first event (a dry run), and the ladder's scoped command.
+    rehearsals = [c for c in expected["control"] if c.get("rehearsal")]
+    assert sorted(c["rollout_id"] for c in rehearsals) == sorted(last_ts)
+    assert all(c["action"] == "rollback" and c["dry_run"] for c in rehearsals)
+    assert [(c["action"], c["scope"]) for c in expected["control"] if not c.get("rehearsal")] == SCOPED
 
     clock = ManualClock()
     options = WorkerOptions(
@@ -153,7 +157,8 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
 
     got = worker_outputs(kafka_bootstrap, topics)
     assert _until(got, last_ts) == _until(expected, last_ts)
-    assert [(c["action"], c["scope"]) for c in got["control"]] == SCOPED
+    ladder = [c for c in got["control"] if not c.get("rehearsal")]
+    assert [(c["action"], c["scope"]) for c in ladder] == SCOPED
 
     dead = [orjson.loads(v) for _, v in read_topic(kafka_bootstrap, topics.dead_letter)]
     assert sorted((d["contract"], d["field"], d.get("trace_id"), d.get("span_id")) for d in dead) == sorted(
@@ -178,7 +183,7 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
            "--topics-dir", str(contracts), "--state-dir", str(tmp_path / "ctl-state")]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        ack = _ack_for(kafka_bootstrap, topics.acks, got["control"][0]["command_id"], timeout_s=60)
+        ack = _ack_for(kafka_bootstrap, topics.acks, ladder[0]["command_id"], timeout_s=60)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -114,7 +114,10 @@ def read_topic(bootstrap: str, topic: str, *, timeout_ms: int = 3000) -> list[tu
 def worker_outputs(bootstrap: str, topics: WorkerTopics) -> dict[str, list[dict[str, Any]]]:
     """Every record on the worker's output topics, parsed, per output (alerts of all tiers together)."""
     out = {role: [orjson.loads(v) for _, v in read_topic(bootstrap, topics.name(role))] for role in OUTPUTS}
-    out["control"] = [c for c in out["control"] if "signature" in c]  # commands, not operator actions
+    control = out["control"]
+    # Commands, not operator actions (unsigned) nor readiness records (no action).
+    out["control"] = [c for c in control if "signature" in c and "action" in c]
+    out["readiness"] = [r for r in control if r.get("kind") == "readiness"]  # the control topic's other kind
     out["alerts"] = [
         orjson.loads(v) for role in ALERT_ROLES for _, v in read_topic(bootstrap, topics.name(role))
     ]
@@ -127,11 +130,14 @@ def replay_outputs(
     path = tmp / "events.jsonl"
     path.write_bytes(b"\n".join(events) + b"\n")
     replay(path, config or Config(), tmp / "replay", **kwargs)
-    files = {**OUTPUTS, "alerts": "alerts.jsonl"}
-    return {
+    files = {**OUTPUTS, "alerts": "alerts.jsonl", "readiness": "readiness.jsonl"}
+    out = {
         role: [orjson.loads(line) for line in (tmp / "replay" / f).read_bytes().splitlines()]
         for role, f in files.items()
     }
+    # Alerts as :func:`worker_outputs` reads them: one topic per severity tier, each in publishing order.
+    out["alerts"].sort(key=lambda a: ALERT_ROLES.index((config or Config()).alerts.route(a["severity"]).role))
+    return out
 
 
 def by_rollout(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

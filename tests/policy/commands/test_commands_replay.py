@@ -35,7 +35,18 @@ def test_replay_writes_alerts_and_commands_scoped_to_the_spiking_cohort(spike: P
     out = spike / "out"
     summary = replay(spike / "events.jsonl", Config(), out, signing_key=b"k")
     alerts, commands = _lines(out / "alerts.jsonl"), _lines(out / "commands.jsonl")
-    assert summary.alerts == len(alerts) and summary.commands == len(commands) >= 1
+    assert summary.alerts == len(alerts) and summary.commands == len(commands) >= 2
+    # The first command is the revert rehearsal of the rollout's first event; no controller answers it
+    # here, so its warning goes to the on-call audience. The ladder's commands follow.
+    rehearsal, commands = commands[0], commands[1:]
+    assert (rehearsal["action"], rehearsal["scope"], rehearsal["dry_run"], rehearsal["rehearsal"]) == (
+        "rollback", {}, True, True,
+    )  # fmt: skip
+    unrehearsed = [a for a in alerts if a["rule"] == "revert_not_rehearsed"]
+    assert [(a["status"], a["severity"], a["audience"]) for a in unrehearsed] == [
+        ("firing", "warning", "oncall")
+    ]
+    alerts = [a for a in alerts if a["rule"] != "revert_not_rehearsed"]
     first = alerts[0]
     assert (first["severity"], first["scope"], first["rule"]) == (
         "critical",
@@ -46,7 +57,7 @@ def test_replay_writes_alerts_and_commands_scoped_to_the_spiking_cohort(spike: P
     assert all(c["scope"].get("input_class") != "billing" for c in commands)
     assert first["starts_at"] >= get_scenario("error_spike_coding", seed=3).start_ts + 120
     report = json.loads((out / "summary.json").read_text())
-    assert report["alerts"] == len(alerts) and "verdict_changes" in report and "counters" in report
+    assert report["alerts"] == len(alerts) + 1 and "verdict_changes" in report and "counters" in report
     schemas = default_topics_dir() / "schemas"
     alert_v, command_v = (
         jsonschema.Draft202012Validator(json.loads((schemas / n).read_text()))
@@ -54,7 +65,7 @@ def test_replay_writes_alerts_and_commands_scoped_to_the_spiking_cohort(spike: P
     )
     for a in alerts:
         alert_v.validate(a)
-    for c in commands:
+    for c in [rehearsal, *commands]:
         command_v.validate(c)
 
 
@@ -62,7 +73,14 @@ def test_replay_is_deterministic_byte_for_byte(spike: Path) -> None:
     a, b = spike / "a", spike / "b"
     replay(spike / "events.jsonl", Config(), a, signing_key=b"k")
     replay(spike / "events.jsonl", Config(), b, signing_key=b"k")
-    for name in ("verdicts.jsonl", "alerts.jsonl", "commands.jsonl", "audit.jsonl", "summary.json"):
+    for name in (
+        "verdicts.jsonl",
+        "alerts.jsonl",
+        "commands.jsonl",
+        "readiness.jsonl",
+        "audit.jsonl",
+        "summary.json",
+    ):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
@@ -70,8 +88,16 @@ def test_replayed_acks_drive_the_ladder(spike: Path) -> None:
     out = spike / "acked"
     replay(spike / "events.jsonl", Config(), out, auto_ack_s=20)
     audit = _lines(out / "audit.jsonl")
-    assert audit and audit[0]["type"] == "ack" and audit[0]["result"] == "applied"
-    assert all(a["rule"] != "command_unacked" for a in _lines(out / "alerts.jsonl"))
+    # The rehearsal's ack comes first and is the readiness check's; the ladder's first command is applied.
+    assert [(a["type"], a["result"]) for a in audit[:2]] == [
+        ("ack", "rehearsal: dry_run_ok"),
+        ("ack", "applied"),
+    ]
+    assert all(
+        a["rule"] not in ("command_unacked", "revert_not_rehearsed") for a in _lines(out / "alerts.jsonl")
+    )
+    ready = [r["ready"] for r in _lines(out / "readiness.jsonl")]
+    assert ready[0] is False and True in ready  # not ready until the rehearsal was answered
 
 
 def test_both_arms_outage_alerts_as_drift_and_issues_no_command(tmp_path: Path) -> None:
@@ -81,7 +107,8 @@ def test_both_arms_outage_alerts_as_drift_and_issues_no_command(tmp_path: Path) 
     alerts = _lines(tmp_path / "alerts.jsonl")
     assert any(a["rule"] == "baseline_drift" and a["severity"] == "info" for a in alerts)
     assert all(a["severity"] != "critical" for a in alerts)
-    assert _lines(tmp_path / "commands.jsonl") == []
+    # Only the revert rehearsal of the first event: no command acts on the canary.
+    assert [c.get("rehearsal") for c in _lines(tmp_path / "commands.jsonl")] == [True]
 
 
 def _script() -> list[tuple[str, Any]]:

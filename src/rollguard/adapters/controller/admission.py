@@ -2,10 +2,11 @@
 
 The order of the checks is the safety argument:
 
-1. Messages that are not for a controller get no ack at all: operator actions (acknowledge_alert,
-   silence, hold, ... — rollguard consumes those) and proposals (``requires_approval: true``: an
-   operator's ``approve`` issues them again as a new command; acking a proposal would read as if it
-   had been acted on).
+1. Messages that are not for a controller get no ack at all: readiness records (``kind: readiness``,
+   rollguard's pre-flight checklist for people and ramp tools; no command), operator actions
+   (acknowledge_alert, silence, hold, ... — rollguard consumes those) and proposals
+   (``requires_approval: true``: an operator's ``approve`` issues them again as a new command; acking
+   a proposal would read as if it had been acted on).
 2. The signature, before anything else is believed: a forged or tampered command is ``unauthorized``,
    an unsigned one too unless the controller runs with ``--accept-unsigned``.
 3. (The handler then looks the command id up: a command already answered gets its original ack again,
@@ -57,8 +58,14 @@ class RolloutCommand:
     dry_run: bool = False
 
 
+def is_readiness(record: Mapping[str, Any]) -> bool:
+    """A readiness record (the control topic's other record type): read by people and ramp tools."""
+    return record.get("kind") == "readiness"
+
+
 def decode(value: bytes | None) -> dict[str, Any] | str:
-    """The command object, or why the message cannot be a command (it then gets no ack: no id to ack)."""
+    """The command object (or a readiness record: see :func:`is_readiness`), or why the message cannot be
+    a command (it then gets no ack: no id to ack)."""
     if value is None:
         return "empty message"
     try:
@@ -67,6 +74,8 @@ def decode(value: bytes | None) -> dict[str, Any] | str:
         return f"not JSON ({exc})"
     if not isinstance(record, dict):
         return f"not a JSON object: {excerpt(record)}"
+    if is_readiness(record):
+        return record
     for name in ("command_id", "rollout_id"):
         if not isinstance(record.get(name), str) or not record[name]:
             return f"no {name}"

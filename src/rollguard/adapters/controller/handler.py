@@ -5,10 +5,11 @@ Without Kafka: :class:`FlagdFileController` reads a message's bytes and returns 
 :mod:`rollguard.adapters.controller.consumer` publishes it and only then commits the offset.
 
 The steps, in order (see :mod:`~rollguard.adapters.controller.admission` for why this order):
-not for a controller -> not this controller's flag -> signature -> already answered (the original ack
-again) -> fields -> expiry by this controller's wall clock -> sequence -> the edit (``conflict`` /
-``invalid``) -> ``dry_run`` (computed, not written: ``dry_run_ok``) -> atomic write (``failed`` with
-``error`` if the disk refuses) -> ``applied`` with the flag's new ``metadata.version``.
+a readiness record (skipped, logged) -> not for a controller -> not this controller's flag -> signature
+-> already answered (the original ack again) -> fields -> expiry by this controller's wall clock ->
+sequence -> the edit (``conflict`` / ``invalid``) -> ``dry_run`` (computed, not written: ``dry_run_ok``)
+-> atomic write (``failed`` with ``error`` if the disk refuses) -> ``applied`` with the flag's new
+``metadata.version``.
 
 Which rollouts are this controller's: those listed under ``controller.rollouts`` in its config, and any
 rollout whose flag (key = rollout id unless mapped) is defined in its flags file. A command for another
@@ -62,6 +63,10 @@ class FlagdFileController:
         record = admission.decode(value)
         if isinstance(record, str):
             log.warning("skipping a control message that is no command: %s", record)
+            return None
+        if admission.is_readiness(record):  # rollguard's pre-flight checklist: not a command, no ack
+            rid, ready = record.get("rollout_id"), record.get("ready")
+            log.info("skipping the readiness record of %s (ready: %s): not a command", rid, ready)
             return None
         why = admission.not_for_controllers(record)
         if why is not None:

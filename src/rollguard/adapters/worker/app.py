@@ -45,6 +45,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rollguard.adapters import dead_letter
+from rollguard.adapters.eval_gate_reports import read_eval_gates
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.worker.checkpoint import Checkpoint
 from rollguard.adapters.worker.dashboard import WorkerFaustApp, mount_dashboard
@@ -170,6 +171,7 @@ class WorkerRuntime:
         self.topics = topics
         self.clock = clock
         self.pipelines = Pipelines(config, signing_key=signing_key, instance=options.instance)
+        self.pipelines.shared.eval_gates.update(read_eval_gates(config))  # readiness: named gate reports
         self.runtimes: dict[str, RolloutRuntime] = {}
         self.tracker = OffsetTracker()
         self.guard = ReadGuard()
@@ -525,7 +527,7 @@ class WorkerRuntime:
             rt.applied_here += 1
             self.metrics.events.labels(rid, result.arm).inc()
         await self.publish(rt, step)
-        if step.alerts or step.commands:
+        if step.alerts or step.commands or step.readiness:
             await self.checkpoint(rt, "outputs")
         elif closed and rt.last_event_wall - rt.checkpoint_wall >= self.options.checkpoint_every_s:
             await self.checkpoint(rt, "batch")
@@ -550,9 +552,9 @@ class WorkerRuntime:
             self._handled(generation, r, None)
             return
         is_action = "action" in item
-        if is_action and item.get("action") not in OPERATOR_ACTIONS:
+        if (is_action and item.get("action") not in OPERATOR_ACTIONS) or item.get("kind") == "readiness":
             self._handled(generation, r, None)
-            return  # a rollout command (ours, for controllers) or a record type rollguard does not consume
+            return  # a rollout command or readiness record (ours, for controllers) or one we do not consume
         kind = "operator" if is_action else "ack"
         rid = item.get("rollout_id")
         if not isinstance(rid, str) or not rid:

@@ -1,9 +1,10 @@
 """What a pipeline step publishes, where, under which id — and which of it is already on the topics.
 
 Verdict changes go to the verdicts topic, alert notifications to the topic of their severity tier,
-commands to the control topic, audit records to the audit topic; all keyed by rollout id. Commands
-and alert notifications carry deterministic ids (``command_id``; ``alert_id`` with status and
-notification sequence), which is what makes "published exactly once" checkable: a worker that
+commands and readiness records to the control topic, audit records to the audit topic; all keyed by
+rollout id. Commands, readiness records and alert notifications carry deterministic ids (``command_id``;
+``readiness_id``; ``alert_id`` with status and notification sequence), which is what makes "published
+exactly once" checkable: a worker that
 restores a rollout reads back the records published after the checkpoint's marks and does not publish
 them again when re-applied events regenerate them. Verdicts and audit records are at-least-once.
 
@@ -33,14 +34,16 @@ class OutputRecord:
     key: bytes
     value: bytes
     output_id: str | None  # deterministic id of commands and alert notifications; None: at-least-once
-    kind: str  # verdict, alert, command, audit (for metrics)
-    label: str  # severity of an alert, action of a command, state of a verdict (for metrics)
+    kind: str  # verdict, alert, command, readiness, audit (for metrics)
+    label: str  # severity of an alert, action of a command, state of a verdict, ready or not (for metrics)
 
 
 def output_id(record: Mapping[str, Any]) -> str | None:
     """The id a published command or alert notification is recognised by when read back."""
     if "command_id" in record and "action" in record and "signature" in record:
         return f"cmd:{record['command_id']}"
+    if record.get("kind") == "readiness" and "readiness_id" in record:
+        return f"readiness:{record['readiness_id']}"
     if "alert_id" in record and "status" in record:
         seq = (record.get("notification") or {}).get("seq")
         return f"alert:{record['alert_id']}:{record['status']}:{seq}"
@@ -50,7 +53,7 @@ def output_id(record: Mapping[str, Any]) -> str | None:
 def records_of(
     step: Step, rollout_id: str, alert_role: Callable[[Mapping[str, Any]], str]
 ) -> list[OutputRecord]:
-    """A step's outputs in publishing order: verdict changes, then alerts, commands, audit."""
+    """A step's outputs in publishing order: verdict changes, then alerts, commands, readiness, audit."""
     key = rollout_id.encode("utf-8")
     out = [
         OutputRecord("verdicts", key, orjson.dumps(v.to_dict()), None, "verdict", v.state)
@@ -68,6 +71,9 @@ def records_of(
                 "control", key, orjson.dumps(command), output_id(command), "command", str(command["action"])
             )
         )
+    for record in step.readiness:
+        label = "ready" if record.get("ready") else "not_ready"
+        out.append(OutputRecord("control", key, orjson.dumps(record), output_id(record), "readiness", label))
     for record in step.audit:
         out.append(OutputRecord("audit", key, orjson.dumps(record), None, "audit", str(record.get("type"))))
     return out

@@ -506,6 +506,23 @@ class Planner:
             record["key_id"] = self.cfg.key_id
         return signed(record, self.key)
 
+    def rehearsal(self, rc: RolloutCommands, now: float, attempt: int = 1) -> dict[str, Any]:
+        """A signed dry-run ``rollback`` of the whole rollout marked ``rehearsal: true`` (pre-flight).
+
+        It takes the rollout's next ``sequence`` (controllers see sequences grow) and nothing else of the
+        ladder: it is not remembered among the rollout's commands, is not in flight, does not count
+        towards ``max_per_hour``; its ack is the readiness check's (:mod:`rollguard.policy.readiness`)."""
+        command_id = "cmd-" + digest(rc.rollout_id, "rehearsal", attempt, n=24)
+        reason = "revert rehearsal: a dry-run rollback, answered dry_run_ok without changing anything"
+        extra = {"rehearsal": True}
+        dry_run, approval = True, False
+        record = self._record(
+            rc, now, command_id, "rollback", WHOLE, None, attempt, [], reason, dry_run, approval, extra
+        )
+        del record["signature"]
+        record["rehearsal"] = True
+        return signed(record, self.key)
+
     def _remember(self, rc: RolloutCommands, state: CommandState) -> None:
         rc.commands[state.command_id] = state
         if len(rc.commands) > 64:

@@ -1,0 +1,139 @@
+"""Pre-flight on the real broker: the worker rehearses each new rollout's revert through the control topic.
+
+The reference flagd controller answers the rehearsal of a rollout whose flag it holds ``dry_run_ok``
+without touching the flags file, and skips the readiness records beside it; the worker's readiness of
+that rollout becomes ready (``/status``, and a signed readiness record on the control topic). A
+rollout no controller answers for is not ready once the rehearsal timed out in event time, and the
+on-call gets a warning. Events carry present-day timestamps: the controller checks expiry by its clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from worker_kit import ManualClock, make_topics, read_topic, wait_until, worker_outputs
+
+from controller_testkit import KEY, RunningController, canary_flags, write_flags
+from rollguard.adapters.controller.consumer import ControllerTopics
+from rollguard.adapters.worker import WorkerOptions, create_app
+from rollguard.policy.commands.signing import verify_command
+from rollguard.settings import parse_config
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+CONFIG = "readiness: {baselines: off, rehearsal_timeout_s: 30}\n"
+
+
+def _control_events(rollout: str, start: float, seconds: float, n: int) -> list[bytes]:
+    """``n`` control requests of one rollout spread over ``seconds`` of event time from ``start``."""
+    return [
+        orjson.dumps(
+            {"event_id": f"{rollout}-{i}", "request_id": f"{rollout}-q{i}", "ts": start + seconds * i / n,
+             "rollout_id": rollout, "arm": "control", "status": "ok", "latency_ms": 400.0 + i % 7,
+             "segment": {"input_class": "chat"}, "unit_id": f"u{i}"}
+        )
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _wait_for_metadata(bootstrap: str, topic: str, timeout_s: float = 30.0) -> None:
+    """Until the broker's metadata lists the topic's partitions (a group joined before that is assigned
+    none until its next metadata refresh, minutes later)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not consumer.partitions_for_topic(topic):
+            assert time.monotonic() < deadline, f"no metadata for {topic}"
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+
+
+def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_ready(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    answered, unanswered = f"ready-{tag}", f"nobody-{tag}"  # only the first has a flag in the file
+    flags = write_flags(tmp_path / "flags.json", canary_flags(answered, canary=0, control=100))
+    before = flags.read_bytes()
+    topics = make_topics(kafka_bootstrap)
+    _wait_for_metadata(kafka_bootstrap, topics.control)  # a controller joining before it would get nothing
+    controller = RunningController(
+        kafka_bootstrap, ControllerTopics(topics.control, topics.acks), flags, tmp_path / "controller"
+    )
+    options = WorkerOptions(
+        kafka_bootstrap, app_id=f"ready-{topics.events}", web_enabled=False, idle_after_s=600
+    )
+    wa = create_app(options, parse_config(CONFIG), topics, signing_key=KEY, clock=ManualClock())
+    now = time.time()
+
+    def readiness(rollout: str) -> dict[str, Any] | None:
+        rt = wa.runtime.runtimes.get(rollout)
+        return None if rt is None else rt.pipeline.status()["readiness"]
+
+    async def run() -> None:
+        await wa.start()
+        try:
+            producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+            for value in _control_events(answered, now, 5.0, 50):
+                producer.send(topics.events, key=answered.encode(), value=value)
+            producer.flush()
+            await wait_until(
+                lambda: bool((readiness(answered) or {}).get("ready")), 120, "ready after dry_run_ok"
+            )
+            for value in _control_events(unanswered, now, 60.0, 120):  # event time passes the timeout
+                producer.send(topics.events, key=unanswered.encode(), value=value)
+            producer.flush()
+            producer.close()
+            await wait_until(lambda: wa.stats.applied >= 170, 60, "every event applied")
+        finally:
+            await wa.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        controller.stop()
+    assert wa.stats.errors == 0
+
+    status = {r["rollout_id"]: r for r in wa.runtime.status()["rollouts"]}  # what /status serves
+    ready = status[answered]["readiness"]
+    revert = next(c for c in ready["checks"] if c["check"] == "revert")
+    assert (
+        ready["ready"] is True
+        and revert["state"] == "met"
+        and "dry_run_ok by flagd-file" in revert["evidence"]
+    )
+    assert status[answered]["commands"] == [] and status[answered]["level"] == 0  # the ladder did not move
+
+    # The controller answered the rehearsal (and nothing else: readiness records are not commands), and
+    # the flags file is byte for byte what it was.
+    acks = [orjson.loads(v) for _, v in read_topic(kafka_bootstrap, topics.acks)]
+    out = worker_outputs(kafka_bootstrap, topics)
+    rehearsals = {c["rollout_id"]: c for c in out["control"]}
+    assert all(c["rehearsal"] and c["dry_run"] and c["action"] == "rollback" for c in rehearsals.values())
+    assert [(a["command_id"], a["status"], a["controller"]) for a in acks] == [
+        (rehearsals[answered]["command_id"], "dry_run_ok", "flagd-file")
+    ]
+    assert flags.read_bytes() == before
+
+    # Readiness records on the control topic, signed, each rollout's in order.
+    records = out["readiness"]
+    assert records and all(verify_command(r, KEY) for r in records)
+    # Not ready until the controller answered (the rehearsal pending), then ready.
+    of_answered = [(r["ready"], r["blocking"]) for r in records if r["rollout_id"] == answered]
+    assert of_answered == [(False, ["revert"]), (True, [])]
+
+    # Nobody answers for the other rollout: not ready once 30 s of its event time passed, and a warning.
+    final = next(r for r in records[::-1] if r["rollout_id"] == unanswered)
+    assert final["ready"] is False and final["blocking"] == ["revert"]
+    assert status[unanswered]["readiness"]["ready"] is False
+    warnings = [a for a in out["alerts"] if a["rule"] == "revert_not_rehearsed"]
+    assert [(a["rollout_id"], a["severity"], a["audience"]) for a in warnings] == [
+        (unanswered, "warning", "oncall")
+    ]

@@ -266,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     from rollguard.adapters.operator import add_operator_parser
+    from rollguard.adapters.preflight import add_preflight_parser
     from rollguard.adapters.simulate import add_simulate_parser
 
     add_operator_parser(sub)
+    add_preflight_parser(sub)
     add_simulate_parser(sub)
 
     worker = sub.add_parser("worker", help="run the streaming worker (Faust): the core on Kafka")

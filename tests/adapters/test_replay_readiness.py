@@ -58,7 +58,9 @@ def test_readiness_turns_ready_once_the_rehearsal_is_answered_and_the_baselines_
     assert [r["sequence"] for r in records] == list(range(1, len(records) + 1))
     first, answered, last = records[0], records[1], records[-1]
     assert first["at"] == pytest.approx(T0, abs=1.0) and first["ready"] is False
-    assert _checks(first) == {"revert": "pending", "baselines": "pending", "eval_gate": "off"}
+    assert _checks(first) == {
+        "revert": "pending", "baselines": "pending", "eval_gate": "off", "bundled": "off"
+    }  # fmt: skip
     # The auto-ack answers the rehearsal 5 s later: the revert is rehearsed, the baselines still grow.
     assert answered["at"] == pytest.approx(first["at"] + 5.0) and _checks(answered)["revert"] == "met"
     assert answered["ready"] is False and answered["blocking"] == ["baselines"]

@@ -80,8 +80,8 @@ def test_typed_settings_with_counts_per_family_and_reports_by_path_or_mapping() 
             "readiness:\n  rehearsal: 60\n",
             2,
             "readiness.rehearsal",
-            "unknown setting (expected one of: baselines, eval_gate, eval_gate_reports, min_samples, "
-            "min_span_s, rehearsal_timeout_s, revert)",
+            "unknown setting (expected one of: baselines, bundled, eval_gate, eval_gate_reports, "
+            "min_samples, min_span_s, rehearsal_timeout_s, revert)",
         ),
     ],
 )  # fmt: skip

@@ -1,7 +1,8 @@
 """``rollguard operator …``: the operator on call acts on a rollout — signed, with a key of their own.
 
 Each action is a command v1 with an operator ``action`` (acknowledge_alert, silence, unsilence, hold,
-release, approve, reject, override_verdict, declare_promotion), signed with the operator's Ed25519 key
+release, approve, reject, override_verdict, declare_promotion, rehearse_revert), signed with the
+operator's Ed25519 key
 (:mod:`rollguard.policy.operators`) and published on the control topic keyed by the rollout id, where
 every worker reads it — or appended to a file that ``rollguard replay --inputs`` applies at the action's
 ``issued_at``. rollguard checks the signature against the public keys of its ``operators`` section.
@@ -45,6 +46,7 @@ ACTIONS: Final = {
     "reject": "reject",
     "override": "override_verdict",
     "promote": "declare_promotion",
+    "rehearse": "rehearse_revert",
 }
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?")
 _UNITS: Final = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -269,6 +271,7 @@ def add_operator_parser(sub: Any) -> None:
     override.add_argument("--cohort", default="*", help="cohort key, e.g. input_class=coding (default: *)")
     override.add_argument("--for", dest="duration", type=duration, default=None)
     action("promote", "declare the rollout promoted to 100%%: post-rollout comparisons start")
+    action("rehearse", "ask for a new revert rehearsal (a dry-run rollback; see rollguard preflight)")
     keygen = ops.add_parser("keygen", help="make an operator key file and print its config lines")
     keygen.add_argument("--operator", required=True, help="who holds the key, e.g. alice")
     keygen.add_argument("--key-id", required=True, help="the key's id, e.g. alice-2026")

@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -38,7 +38,7 @@ class PreflightError(ValueError):
     """Something the user must fix (bad argument, unreadable config or key): one line, exit 2."""
 
 
-def latest_record(records: list[Mapping[str, Any]], rollout_id: str) -> dict[str, Any] | None:
+def latest_record(records: Sequence[Mapping[str, Any]], rollout_id: str) -> dict[str, Any] | None:
     """The rollout's current readiness among control-topic records: the highest ``sequence``.
 
     >>> latest_record([{"kind": "readiness", "rollout_id": "a", "sequence": 2, "ready": True},
@@ -64,9 +64,12 @@ def signature_state(record: Mapping[str, Any], key: bytes | None) -> str:
     return "verified" if check.ok else f"INVALID ({check.reason})"
 
 
-def read_control_records(bootstrap: str, topic: str, rollout_id: str, timeout_s: float) -> list[dict[str, Any]]:
+def read_control_records(
+    bootstrap: str, topic: str, rollout_id: str, timeout_s: float
+) -> list[dict[str, Any]]:
     """Every record on the rollout's partition of the control topic, from the beginning to its end."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka.consumer import KafkaConsumer
+    from kafka.structs import TopicPartition
 
     from rollguard.adapters.worker.topics import partition_for
 
@@ -107,20 +110,23 @@ def read_status(url: str, rollout_id: str, timeout_s: float) -> dict[str, Any] |
     response.raise_for_status()
     for rollout in response.json().get("rollouts", []):
         if rollout.get("rollout_id") == rollout_id and rollout.get("readiness"):
-            return dict(rollout["readiness"])
+            return {"rollout_id": rollout_id, **rollout["readiness"]}
     return None
 
 
 def render(record: Mapping[str, Any], source: str, signature: str | None) -> str:
     """The checklist as plain text (also what a terminal shows, in a table)."""
     verdict = "READY" if record.get("ready") else "NOT READY"
-    lines = [f"{record.get('rollout_id')}: {verdict}  (readiness #{record.get('sequence')}, from {source})"]
+    seq = f"readiness #{record['sequence']}, " if record.get("sequence") else ""
+    lines = [f"{record.get('rollout_id')}: {verdict}  ({seq}from {source})"]
     if signature is not None:
         lines.append(f"  signature: {signature}")
     for check in record.get("checks", []):
         mark = {"met": "ok", "off": "--", "pending": "..", "unmet": "XX"}.get(str(check.get("state")), "??")
-        lines.append(f"  [{mark}] {check.get('check')} ({check.get('mode')}, {check.get('state')}): "
-                     f"{check.get('evidence')}")  # fmt: skip
+        lines.append(
+            f"  [{mark}] {check.get('check')} ({check.get('mode')}, {check.get('state')}): "
+            f"{check.get('evidence')}"
+        )
         if check.get("to_satisfy") and check.get("state") not in ("met", "off"):
             lines.append(f"       to satisfy: {check['to_satisfy']}")
     if record.get("blocking"):
@@ -140,15 +146,22 @@ def _print(record: Mapping[str, Any], source: str, signature: str | None) -> Non
     ready = bool(record.get("ready"))
     table = Table(
         title=f"{record.get('rollout_id')}: " + ("[green]READY[/]" if ready else "[red]NOT READY[/]"),
-        caption=f"readiness #{record.get('sequence')} from {source}" + (f"; signature {signature}" if signature else ""),
-    )  # fmt: skip
+        caption=(f"readiness #{record['sequence']} " if record.get("sequence") else "")
+        + f"from {source}"
+        + (f"; signature {signature}" if signature else ""),
+    )
     for column in ("check", "mode", "state", "evidence", "to satisfy"):
         table.add_column(column, overflow="fold")
     colours = {"met": "green", "off": "dim", "pending": "yellow", "unmet": "red"}
     for c in record.get("checks", []):
         state = str(c.get("state"))
-        table.add_row(str(c.get("check")), str(c.get("mode")), f"[{colours.get(state, 'white')}]{state}[/]",
-                      str(c.get("evidence")), "" if state in ("met", "off") else str(c.get("to_satisfy", "")))  # fmt: skip
+        table.add_row(
+            str(c.get("check")),
+            str(c.get("mode")),
+            f"[{colours.get(state, 'white')}]{state}[/]",
+            str(c.get("evidence")),
+            "" if state in ("met", "off") else str(c.get("to_satisfy", "")),
+        )
     Console().print(table)
 
 
@@ -175,7 +188,9 @@ def _ask_rehearsal(args: argparse.Namespace, topic: str) -> str:
     except OperatorError as exc:
         raise PreflightError(str(exc)) from exc
     now = time.time()
-    action = build_action(REHEARSE_ACTION, args.rollout, {"comment": "rollguard preflight"}, key, issued_at=now)
+    action = build_action(
+        REHEARSE_ACTION, args.rollout, {"comment": "rollguard preflight"}, key, issued_at=now
+    )
     from kafka.producer import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", client_id="rollguard-preflight")
@@ -190,7 +205,9 @@ def run_preflight(args: argparse.Namespace) -> int:
     """The CLI entry point (see the module docstring for the exit codes)."""
     try:
         if not args.bootstrap and not args.status_url:
-            raise PreflightError("say where to look: --bootstrap HOST:PORT (the control topic) or --status-url URL")
+            raise PreflightError(
+                "say where to look: --bootstrap HOST:PORT (the control topic) or --status-url URL"
+            )
         if args.rehearse and not args.bootstrap:
             raise PreflightError("--rehearse publishes on the control topic: it needs --bootstrap")
         _, key = _config_and_key(args.config)
@@ -205,7 +222,9 @@ def run_preflight(args: argparse.Namespace) -> int:
         before = None
         if args.rehearse:
             assert topic is not None
-            known = latest_record(read_control_records(args.bootstrap, topic, args.rollout, 30.0), args.rollout)
+            known = latest_record(
+                read_control_records(args.bootstrap, topic, args.rollout, 30.0), args.rollout
+            )
             before = int(known["sequence"]) if known is not None else 0
             command_id = _ask_rehearsal(args, topic)
             print(f"asked for a revert rehearsal of {args.rollout}: {command_id}", file=sys.stderr)
@@ -225,7 +244,9 @@ def run_preflight(args: argparse.Namespace) -> int:
         print(f"rollguard: preflight failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if record is None:
-        print(f"{args.rollout}: no readiness known yet (no record from {source}): has the rollout sent traffic?")
+        print(
+            f"{args.rollout}: no readiness known yet (no record from {source}): has the rollout sent traffic?"
+        )
         return EXIT_UNKNOWN
     signature = signature_state(record, key) if source.startswith("the control topic") else None
     if args.json:
@@ -256,14 +277,27 @@ def add_preflight_parser(sub: Any) -> None:
     """``rollguard preflight ROLLOUT``."""
     from rollguard.adapters.operator import KEY_ENV, duration
 
-    p = sub.add_parser("preflight", help="is a rollout ready? its pre-flight checklist (exit 0 only when ready)")
+    p = sub.add_parser(
+        "preflight", help="is a rollout ready? its pre-flight checklist (exit 0 only when ready)"
+    )
     p.add_argument("rollout", metavar="ROLLOUT", help="the rollout id")
-    p.add_argument("--bootstrap", help="read the readiness records on the control topic of this Kafka (HOST:PORT)")
+    p.add_argument(
+        "--bootstrap", help="read the readiness records on the control topic of this Kafka (HOST:PORT)"
+    )
     p.add_argument("--status-url", help="or ask a worker (its web address, e.g. http://localhost:6066)")
-    p.add_argument("--config", default=None, help="rollguard's config (the command signing key checks records)")
+    p.add_argument(
+        "--config", default=None, help="rollguard's config (the command signing key checks records)"
+    )
     p.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
-    p.add_argument("--rehearse", action="store_true", help="ask for a new revert rehearsal first (signed action)")
+    p.add_argument(
+        "--rehearse", action="store_true", help="ask for a new revert rehearsal first (signed action)"
+    )
     p.add_argument("--key-file", help=f"the operator's key for --rehearse (default: ${KEY_ENV})")
-    p.add_argument("--wait", type=duration, default=0.0,
-                   help="wait up to this long for the readiness (after --rehearse, default 2m: for its outcome)")  # fmt: skip
+    p.add_argument(
+        "--wait",
+        type=duration,
+        default=0.0,
+        help="wait up to this long for the readiness (after --rehearse, default 2m: for its outcome)",
+    )
     p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(handler=run_preflight)

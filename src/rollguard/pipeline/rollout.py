@@ -123,6 +123,9 @@ class RolloutPipeline:
         if gate != ready.eval_gate:
             self.policy.readiness_eval_gate(self.rollout_id, gate)
             changed = True
+        if ev.variant_parts and (parts := self.variant_parts()) != ready.parts:
+            self.policy.readiness_parts(self.rollout_id, parts)
+            changed = True
         facts = ready.baselines
         monitor = self.engine.monitors.get(self.rollout_id)
         if facts is None or facts.canary_at is not None or monitor is None:

@@ -54,6 +54,7 @@ OPERATOR_ACTIONS: Final = frozenset(
         "approve",
         "reject",
         "declare_promotion",  # the rollout is at 100%: the pipeline moves its engine to post-rollout
+        "rehearse_revert",  # pre-flight: issue a new dry-run rollback (``rollguard preflight --rehearse``)
     }
 )
 STATE_VERSION: Final = 1
@@ -299,6 +300,8 @@ class Policy:
             if self.book.silences.pop(sid, None) is None:
                 return "rejected: unknown silence"
             return f"ok: silence {sid} expired"
+        if kind == "rehearse_revert":
+            return self._rehearse_again(rid, out)
         rc = self.planner.rollout(rid)
         if kind == "declare_promotion":
             rc.promotion_done = True  # at 100% by the operator's word: no ramp step is left to propose
@@ -321,6 +324,23 @@ class Policy:
             return f"ok: {proposal} approved as {rec['command_id']}"
         problem = self.planner.deny(rc, proposal, by)
         return f"rejected: {problem}" if problem else f"ok: {proposal} denied"
+
+    def _rehearse_again(self, rid: str, out: Output) -> str:
+        """A new revert rehearsal asked for by the operator: a fresh dry-run rollback (the next attempt's
+        id), the revert check pending again until it is answered."""
+        ready = self.readiness.get(rid)
+        if ready is None:
+            return "rejected: no event of this rollout yet (its first event starts a rehearsal)"
+        if self.config.readiness.revert == "off":
+            return "rejected: readiness.revert is off"
+        if ready.rehearsal.status == "commands_disabled":
+            return "rejected: rollout commands are disabled for this rollout: nothing to rehearse"
+        attempt = ready.rehearsal.attempt + 1
+        record = self.planner.rehearsal(self.planner.rollout(rid), self.now, attempt)
+        ready.rehearsal.issue(record["command_id"], self.now, attempt)
+        out.commands.append(record)
+        out += self._readiness_changed(rid)
+        return f"ok: rehearsal {record['command_id']} (attempt {attempt})"
 
     def _override_verdict(self, rid: str, by: str, p: Mapping[str, Any], until: float | None) -> str:
         table = self.tables.get(rid)
@@ -409,6 +429,12 @@ class Policy:
         ready = self.readiness.get(rid)
         if ready is not None:
             ready.eval_gate = outcome
+
+    def readiness_parts(self, rid: str, parts: dict[str, Any] | None) -> None:
+        """The canary's variant parts against control's (:mod:`rollguard.domain.variant_parts` view)."""
+        ready = self.readiness.get(rid)
+        if ready is not None:
+            ready.parts = parts
 
     def readiness_changed(self, rid: str) -> Output:
         """Re-judge a rollout's readiness after its facts changed (see :meth:`_readiness_changed`)."""

@@ -1,6 +1,6 @@
 """The ``readiness`` section: what a rollout must have before it counts as ready (:class:`ReadinessSettings`).
 
-Three pre-flight checks, each ``block`` (an unmet check makes the rollout "not ready"), ``warn`` (listed
+Four pre-flight checks, each ``block`` (an unmet check makes the rollout "not ready"), ``warn`` (listed
 as a warning, the rollout can still be ready) or ``off`` (not evaluated):
 
 - ``revert`` (default ``block``): at a rollout's first event rollguard issues a signed dry-run
@@ -13,6 +13,10 @@ as a warning, the rollout can still be ready) or ``off`` (not evaluated):
   widens intervals rather than making verdicts wrong.
 - ``eval_gate`` (default ``block``, only for rollouts that name a report under ``eval_gate_reports``):
   the named ``rollguard gate --out`` report passed. A rollout that names none has the check ``off``.
+- ``bundled`` (default ``warn``): the canary differs from control in at most one of the
+  ``variant_parts`` its events name (model, prompt, tools, …); a bundled change is listed with its
+  parts. A warning by default: shipping several parts together is sometimes deliberate, but the
+  alerts of such a rollout cannot say which part regressed. Events without parts leave it ``off``.
 
 Readiness is reported (``/status``, replay outputs, a signed ``readiness`` record on the control topic);
 rollguard never acts on it by itself.
@@ -22,6 +26,7 @@ Example::
     readiness:
       revert: block
       baselines: warn
+      bundled: warn
       rehearsal_timeout_s: 300
       min_samples: {guardrail: 500, latency: 200}   # or one number for every family
       min_span_s: 900
@@ -51,7 +56,7 @@ from rollguard.settings.checks import (
 )
 
 MODES: Final = ("block", "warn", "off")
-CHECKS: Final = ("revert", "baselines", "eval_gate")
+CHECKS: Final = ("revert", "baselines", "eval_gate", "bundled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,7 @@ class ReadinessSettings:
     revert: str = "block"
     baselines: str = "warn"
     eval_gate: str = "block"
+    bundled: str = "warn"
     rehearsal_timeout_s: float = 300.0
     min_samples: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(FAMILIES, 100))
     min_span_s: float = 600.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,7 @@ import yaml
 from worker_kit import get_json, produce, rollout_key, wait_ready, worker_command, write_contracts
 
 from kafka_broker import free_port, record_timing
+from readme import readme_command, with_options
 from rollguard.adapters.topics_admin import run_topics_apply
 from rollguard.adapters.worker import WorkerTopics
 
@@ -71,6 +73,17 @@ def test_the_worker_process_starts_serves_its_pages_and_stops(kafka_bootstrap: s
             time.sleep(0.3)
         status = get_json(f"{base}/status?rollout=cli-r")
         assert [r["rollout_id"] for r in status["rollouts"]] == ["cli-r"]
+        # Its pre-flight checklist from the worker: no controller answered the revert rehearsal.
+        readme = readme_command("rollguard preflight checkout-v2 --status-url")
+        argv = with_options(readme, {"--status-url": base})
+        argv[2] = "cli-r"
+        checklist = subprocess.run(
+            [sys.executable, "-m", "rollguard.cli", *argv[1:], "--config", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert checklist.returncode == 1, checklist.stdout + checklist.stderr
+        assert "cli-r: NOT READY" in checklist.stdout and f"from the worker at {base}" in checklist.stdout
+        assert "revert (block, pending)" in checklist.stdout
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
             assert response.headers["Content-Type"].startswith("text/plain")
             metrics = response.read().decode()

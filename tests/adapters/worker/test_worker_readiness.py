@@ -5,11 +5,18 @@ without touching the flags file, and skips the readiness records beside it; the 
 that rollout becomes ready (``/status``, and a signed readiness record on the control topic). A
 rollout no controller answers for is not ready once the rehearsal timed out in event time, and the
 on-call gets a warning. Events carry present-day timestamps: the controller checks expiry by its clock.
+
+``rollguard preflight`` reads those records back: it exits 0 for the ready rollout and 1 for the other,
+with the checklist; with ``--rehearse`` (the operator's signed ``rehearse_revert`` on the control topic)
+the worker issues a new dry-run rollback, the controller answers it, and preflight reports the outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,10 +25,12 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from worker_kit import ManualClock, make_topics, read_topic, wait_until, worker_outputs
+from worker_kit import ManualClock, make_topics, read_topic, wait_until, worker_outputs, write_contracts
 
 from controller_testkit import KEY, RunningController, canary_flags, write_flags
+from readme import readme_command, with_options
 from rollguard.adapters.controller.consumer import ControllerTopics
+from rollguard.adapters.operator import write_key_file
 from rollguard.adapters.worker import WorkerOptions, create_app
 from rollguard.policy.commands.signing import verify_command
 from rollguard.settings import parse_config
@@ -70,8 +79,31 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     options = WorkerOptions(
         kafka_bootstrap, app_id=f"ready-{topics.events}", web_enabled=False, idle_after_s=600
     )
-    wa = create_app(options, parse_config(CONFIG), topics, signing_key=KEY, clock=ManualClock())
+    operator = write_key_file(tmp_path / "alice.key", "alice-test", "alice")
+    alice = f"{{operator: alice, public_key: {operator.public_b64}}}"
+    config = CONFIG + f"operators: {{keys: {{alice-test: {alice}}}}}\n"
+    wa = create_app(options, parse_config(config), topics, signing_key=KEY, clock=ManualClock())
+    contracts = write_contracts(topics, tmp_path / "topics")
+    preflight_cfg = tmp_path / "rollguard.yaml"
+    preflight_cfg.write_text(f"commands: {{signing_key: {KEY.decode()}}}\n")
     now = time.time()
+
+    def preflight(rollout: str, rehearse: bool = False) -> subprocess.CompletedProcess[str]:
+        """README's command (``--rehearse``: its second one), with this test's broker, files and rollout."""
+        prefix = "rollguard preflight checkout-v2 --bootstrap"
+        prefix += " localhost:9092 --rehearse" if rehearse else ""
+        key_file = str(tmp_path / "alice.key")
+        values = {"--bootstrap": kafka_bootstrap}
+        values |= {"--key-file": key_file} if rehearse else {"--config": str(preflight_cfg)}
+        argv = with_options(readme_command(prefix), values)
+        argv[2] = rollout
+        cmd = [sys.executable, "-m", "rollguard.cli", *argv[1:], "--topics-dir", str(contracts)]
+        if rehearse:
+            cmd += ["--config", str(preflight_cfg)]
+        env = {**os.environ, "COLUMNS": "200"}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, check=False)
+
+    rehearsed: list[subprocess.CompletedProcess[str]] = []
 
     def readiness(rollout: str) -> dict[str, Any] | None:
         rt = wa.runtime.runtimes.get(rollout)
@@ -87,6 +119,8 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
             await wait_until(
                 lambda: bool((readiness(answered) or {}).get("ready")), 120, "ready after dry_run_ok"
             )
+            # The operator asks for another rehearsal; preflight waits for its outcome.
+            rehearsed.append(await asyncio.to_thread(preflight, answered, True))
             for value in _control_events(unanswered, now, 60.0, 120):  # event time passes the timeout
                 producer.send(topics.events, key=unanswered.encode(), value=value)
             producer.flush()
@@ -110,15 +144,20 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
         and "dry_run_ok by flagd-file" in revert["evidence"]
     )
     assert status[answered]["commands"] == [] and status[answered]["level"] == 0  # the ladder did not move
+    assert rehearsed[0].returncode == 0, rehearsed[0].stdout + rehearsed[0].stderr
+    assert "READY" in rehearsed[0].stdout and "signature: verified" in rehearsed[0].stdout
 
     # The controller answered the rehearsal (and nothing else: readiness records are not commands), and
     # the flags file is byte for byte what it was.
     acks = [orjson.loads(v) for _, v in read_topic(kafka_bootstrap, topics.acks)]
     out = worker_outputs(kafka_bootstrap, topics)
-    rehearsals = {c["rollout_id"]: c for c in out["control"]}
-    assert all(c["rehearsal"] and c["dry_run"] and c["action"] == "rollback" for c in rehearsals.values())
+    commands = [c for c in out["control"] if c["action"] != "rehearse_revert"]  # not the operator's ask
+    rehearsals = [c for c in commands if c["rollout_id"] == answered]
+    assert all(c["rehearsal"] and c["dry_run"] and c["action"] == "rollback" for c in commands)
+    assert len(rehearsals) == 2  # at the first event, and the one the operator asked for
+    assert revert["evidence"].startswith(f"dry-run rollback {rehearsals[1]['command_id']} answered")
     assert [(a["command_id"], a["status"], a["controller"]) for a in acks] == [
-        (rehearsals[answered]["command_id"], "dry_run_ok", "flagd-file")
+        (c["command_id"], "dry_run_ok", "flagd-file") for c in rehearsals
     ]
     assert flags.read_bytes() == before
 
@@ -127,7 +166,7 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     assert records and all(verify_command(r, KEY) for r in records)
     # Not ready until the controller answered (the rehearsal pending), then ready.
     of_answered = [(r["ready"], r["blocking"]) for r in records if r["rollout_id"] == answered]
-    assert of_answered == [(False, ["revert"]), (True, [])]
+    assert of_answered == [(False, ["revert"]), (True, []), (False, ["revert"]), (True, [])]
 
     # Nobody answers for the other rollout: not ready once 30 s of its event time passed, and a warning.
     final = next(r for r in records[::-1] if r["rollout_id"] == unanswered)
@@ -137,3 +176,12 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     assert [(a["rollout_id"], a["severity"], a["audience"]) for a in warnings] == [
         (unanswered, "warning", "oncall")
     ]
+
+    # preflight reads the same records back: 0 for the ready rollout, 1 for the other, with the checklist.
+    done = preflight(answered)
+    assert done.returncode == 0 and f"{answered}: READY" in done.stdout, done.stdout + done.stderr
+    missing = preflight(unanswered)
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert f"{unanswered}: NOT READY" in missing.stdout and "revert path not rehearsed" in missing.stdout
+    assert "to satisfy: a controller answers the dry-run rollback" in missing.stdout
+    assert preflight(f"never-{tag}").returncode == 3  # nothing known about it

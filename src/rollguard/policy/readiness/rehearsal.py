@@ -43,9 +43,11 @@ class Rehearsal:
     acked_at: float | None = None  # event time at which the answer arrived
     controller: str | None = None
     reason: str | None = None
+    attempt: int = 1  # rehearsals issued so far (an operator may ask for another: ``rehearse_revert``)
 
-    def issue(self, command_id: str, now: float) -> None:
+    def issue(self, command_id: str, now: float, attempt: int = 1) -> None:
         self.status, self.command_id, self.issued_at = "issued", command_id, now
+        self.attempt = attempt
         self.acked_at = self.controller = self.reason = None
 
     def disabled(self) -> None:

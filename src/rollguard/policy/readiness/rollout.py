@@ -25,6 +25,7 @@ from rollguard.policy.alerts.records import digest
 from rollguard.policy.alerts.rules import Condition
 from rollguard.policy.commands.signing import signed
 from rollguard.policy.readiness.baselines import BaselineFacts, baselines_check
+from rollguard.policy.readiness.bundled import bundled_check
 from rollguard.policy.readiness.eval_gate import EvalGateOutcome, eval_gate_check
 from rollguard.policy.readiness.rehearsal import Rehearsal
 from rollguard.policy.readiness.result import CheckResult
@@ -53,6 +54,7 @@ class RolloutReadiness:
     eval_gate: EvalGateOutcome | None = None
     sequence: int = 0  # readiness records published
     published: list[list[str]] | None = None  # change key of the last record
+    parts: dict[str, Any] | None = None  # the canary's variant parts against control's (None: not named)
 
     # ------------------------------------------------------------------ the checks
     def checks(self, settings: ReadinessSettings, now: float) -> list[CheckResult]:
@@ -60,6 +62,7 @@ class RolloutReadiness:
             self.rehearsal.check(settings.revert, now, settings.rehearsal_timeout_s),
             baselines_check(settings, self.baselines, now),
             eval_gate_check(settings.eval_gate, settings.report_for(self.rollout_id), self.eval_gate),
+            bundled_check(settings.bundled, self.parts),
         ]
 
     def view(self, settings: ReadinessSettings, now: float) -> dict[str, Any]:
@@ -139,6 +142,7 @@ class RolloutReadiness:
             "eval_gate": None if self.eval_gate is None else self.eval_gate.to_state(),
             "sequence": self.sequence,
             "published": self.published,
+            **({"parts": self.parts} if self.parts is not None else {}),
         }
 
     @classmethod
@@ -151,4 +155,5 @@ class RolloutReadiness:
             None if gate is None else EvalGateOutcome.from_state(gate),
             int(state["sequence"]),
             state["published"],
+            state.get("parts"),
         )

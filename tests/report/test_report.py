@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import orjson
 import pytest
 
 from rollguard.cli import main
@@ -96,3 +97,20 @@ def test_report_of_a_directory_without_replay_outputs_fails_with_one_line(
     assert main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rollguard: report stopped:") and "no replay outputs" in err[0]
+
+
+def test_the_report_shows_each_rollouts_pre_flight_checklist(replayed: Path) -> None:
+    html = render_report(replayed)
+    assert re.search(r'<dt>Pre-flight</dt><dd class="ok" data-ready="ready">ready</dd>', html)
+    checks = dict(re.findall(r'<tr class="check" data-check="(\w+)" data-state="(\w+)">', html))
+    # The rehearsal was answered (auto-ack); the canary started with control: a thin baseline, a warning.
+    assert checks["revert"] == "met" and checks["baselines"] == "unmet" and checks["eval_gate"] == "off"
+    revert = r'data-check="revert" data-state="met"><td>revert</td><td>block</td><td>met</td><td>(.*?)<'
+    row = re.search(revert, html)
+    assert row and "answered dry_run_ok" in row.group(1)
+    # ... and the alerts of a cohort whose control history was thin when the canary started say so.
+    alerts = [orjson.loads(x) for x in (replayed / "alerts.jsonl").read_bytes().splitlines()]
+    critical = next(a for a in alerts if a["severity"] == "critical" and a["status"] == "firing")
+    words = critical["annotations"]
+    assert "It compares against a thin baseline: the control history of" in words["description"]
+    assert "thin baseline" not in words["summary"]  # the page stays short

@@ -36,7 +36,7 @@ from rollguard.policy.alerts.rules import evaluate
 from rollguard.policy.commands.planner import Planner, RolloutCommands
 from rollguard.policy.commands.signing import verify_command
 from rollguard.policy.operators import verify_action
-from rollguard.policy.readiness.baselines import BaselineFacts
+from rollguard.policy.readiness.baselines import BaselineFacts, thin_cohorts
 from rollguard.policy.readiness.eval_gate import EvalGateOutcome
 from rollguard.policy.readiness.rollout import RolloutReadiness
 from rollguard.policy.signals import SignalTable, VerdictOverride, change_fields
@@ -370,6 +370,12 @@ class Policy:
             (st.rule, st.cohort) for st in self.book.alerts.get(rid, {}).values() if st.status == "firing"
         )
         conds = evaluate(self.config.alerts.rules, table, now, self.config.alerts, firing=out_now)
+        ready = self.readiness.get(rid)
+        if ready is not None and conds:
+            thin = thin_cohorts(self.config.readiness, ready.baselines, now)
+            for cond in conds:
+                # a cohort holds part of the whole rollout's control: a thin whole means a thin cohort
+                cond.thin_baseline = thin.get(cond.cohort) or thin.get(WHOLE, "")
         states = {s.key: table.state_of(s, now) for s in table.live()}
         self.book.reconcile(rid, conds, states, now, immediate=immediate)
         weight = self.config.rollout(rid).canary_weight

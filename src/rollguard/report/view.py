@@ -88,6 +88,7 @@ def rollout_view(r: RolloutRecords) -> dict[str, Any]:
         "disabled": disabled,
         "kept": [s for s in segments if not any(_within(s, d) for d in disabled)] if disabled else [],
         "hold": policy.get("hold"),
+        "readiness": _readiness(policy.get("readiness")),
         "level": policy.get("level", 0),
         "weight": policy.get("weight"),
         "approvals": _approvals(r, policy, now),
@@ -161,6 +162,25 @@ def _cohorts(
             }
         )
     return out
+
+
+def _readiness(view: Any) -> dict[str, Any] | None:
+    """The rollout's pre-flight readiness (:mod:`rollguard.policy.readiness`) for the page: ready or not,
+    and each check with its state, evidence and what would satisfy it."""
+    if not isinstance(view, Mapping):
+        return None
+    checks = [
+        {
+            "check": str(c.get("check")),
+            "mode": str(c.get("mode")),
+            "state": str(c.get("state")),
+            "evidence": str(c.get("evidence", "")),
+            "to_satisfy": "" if c.get("state") in ("met", "off") else str(c.get("to_satisfy", "")),
+        }
+        for c in view.get("checks") or []
+        if isinstance(c, Mapping)
+    ]
+    return {"ready": bool(view.get("ready")), "blocking": list(view.get("blocking") or []), "checks": checks}
 
 
 def _approvals(r: RolloutRecords, policy: Mapping[str, Any], now: float | None) -> list[dict[str, Any]]:

@@ -337,6 +337,12 @@ class AlertBook:
         lines += [signal_sentence(s) for s in sigs[:10]]
         if len(parts) > 1:
             lines.append(f"{changed_parts_text(parts)}, so this regression cannot be pinned on one of them")
+        if cond.thin_baseline:
+            lines.append(
+                f"it compares against a thin baseline: the control history of {scope_text(cond.cohort)} "
+                f"had {cond.thin_baseline} when the canary started (pre-flight), so the comparison leans "
+                "on control gathered alongside the canary"
+            )
         st.description = ". ".join(line[:1].upper() + line[1:] for line in lines) + "."
 
     def _push_history(self, st: AlertState) -> None:

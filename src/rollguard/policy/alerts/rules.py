@@ -53,6 +53,7 @@ class Condition:
     affected: list[Condition] = field(default_factory=list)  # the sub-cohorts grouped into this one
     confounded: list[str] = field(default_factory=list)  # metrics whose control drifted too
     detail: dict[str, str] = field(default_factory=dict)  # system conditions: summary and description
+    thin_baseline: str = ""  # what the cohort's control history lacked when the canary started (pre-flight)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -118,6 +118,14 @@ def _families(facts: BaselineFacts | None) -> list[str]:
 
 
 def _thin_text(t: Mapping[str, Any], settings: ReadinessSettings, need_span: float) -> str:
+    cohort = "whole rollout" if t["cohort"] == WHOLE else t["cohort"]
+    return f"{cohort} ({_lacking(t, settings, need_span)})"
+
+
+def _lacking(t: Mapping[str, Any], settings: ReadinessSettings, need_span: float) -> str:
+    """What a thin cohort's control history had against what it needed, e.g. ``guardrail 40 of 100``."""
+    if list(t["short"]) == ["any"]:
+        return "no control traffic"
     parts = [
         f"{f} {t['control'].get(f, 0)} of {settings.min_samples[f]}"
         if f in settings.min_samples
@@ -126,5 +134,16 @@ def _thin_text(t: Mapping[str, Any], settings: ReadinessSettings, need_span: flo
     ]
     if t["span_s"] < need_span:
         parts.append(f"{max(t['span_s'], 0.0):.0f} s of {need_span:g} s")
-    cohort = "whole rollout" if t["cohort"] == WHOLE else t["cohort"]
-    return f"{cohort} ({'; '.join(parts)})"
+    return "; ".join(parts)
+
+
+def thin_cohorts(settings: ReadinessSettings, facts: BaselineFacts | None, now: float) -> dict[str, str]:
+    """Cohort → what its control history lacked when the canary started, for the cohorts whose baseline
+    was thin (empty before the canary starts, and with the check off): their verdicts compare against
+    it, and their alerts say so."""
+    if facts is None or facts.canary_at is None:
+        return {}
+    check = baselines_check(settings, facts, now)
+    if check.state != "unmet":
+        return {}
+    return {str(t["cohort"]): _lacking(t, settings, settings.min_span_s) for t in check.details}

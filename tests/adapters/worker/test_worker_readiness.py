@@ -72,10 +72,7 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     flags = write_flags(tmp_path / "flags.json", canary_flags(answered, canary=0, control=100))
     before = flags.read_bytes()
     topics = make_topics(kafka_bootstrap)
-    _wait_for_metadata(kafka_bootstrap, topics.control)  # a controller joining before it would get nothing
-    controller = RunningController(
-        kafka_bootstrap, ControllerTopics(topics.control, topics.acks), flags, tmp_path / "controller"
-    )
+    controllers: list[RunningController] = []
     options = WorkerOptions(
         kafka_bootstrap, app_id=f"ready-{topics.events}", web_enabled=False, idle_after_s=600
     )
@@ -116,6 +113,15 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
             for value in _control_events(answered, now, 5.0, 50):
                 producer.send(topics.events, key=answered.encode(), value=value)
             producer.flush()
+            await wait_until(lambda: readiness(answered) is not None, 60, "the rollout seen")
+            # The controller joins once the rehearsal is on the control topic (it reads from the earliest
+            # offset): a group that joins before the topic's metadata reached it is assigned nothing.
+            _wait_for_metadata(kafka_bootstrap, topics.control)
+            controllers.append(
+                RunningController(
+                    kafka_bootstrap, ControllerTopics(topics.control, topics.acks), flags, tmp_path / "ctl"
+                )
+            )
             await wait_until(
                 lambda: bool((readiness(answered) or {}).get("ready")), 120, "ready after dry_run_ok"
             )
@@ -132,7 +138,8 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
     try:
         asyncio.run(run())
     finally:
-        controller.stop()
+        for controller in controllers:
+            controller.stop()
     assert wa.stats.errors == 0
 
     status = {r["rollout_id"]: r for r in wa.runtime.status()["rollouts"]}  # what /status serves

@@ -59,7 +59,7 @@ def test_readiness_turns_ready_once_the_rehearsal_is_answered_and_the_baselines_
     first, answered, last = records[0], records[1], records[-1]
     assert first["at"] == pytest.approx(T0, abs=1.0) and first["ready"] is False
     assert _checks(first) == {
-        "revert": "pending", "baselines": "pending", "eval_gate": "off", "bundled": "off"
+        "revert": "pending", "baselines": "pending", "eval_gate": "off", "shadow": "off", "bundled": "off"
     }  # fmt: skip
     # The auto-ack answers the rehearsal 5 s later: the revert is rehearsed, the baselines still grow.
     assert answered["at"] == pytest.approx(first["at"] + 5.0) and _checks(answered)["revert"] == "met"

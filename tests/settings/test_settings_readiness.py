@@ -81,7 +81,7 @@ def test_typed_settings_with_counts_per_family_and_reports_by_path_or_mapping() 
             2,
             "readiness.rehearsal",
             "unknown setting (expected one of: baselines, bundled, eval_gate, eval_gate_reports, "
-            "min_samples, min_span_s, rehearsal_timeout_s, revert)",
+            "min_samples, min_span_s, rehearsal_timeout_s, revert, shadow)",
         ),
     ],
 )  # fmt: skip

@@ -126,6 +126,11 @@ class RolloutPipeline:
         if ev.variant_parts and (parts := self.variant_parts()) != ready.parts:
             self.policy.readiness_parts(self.rollout_id, parts)
             changed = True
+        if ready.shadow.at_live is None and ev.arm in ("shadow", "canary"):
+            # shadow answers before live canary traffic, judged at the canary's first live event
+            first = ready.shadow.shadow_events == 0
+            self.policy.readiness_shadow(self.rollout_id, ev.ts, live=ev.arm == "canary")
+            changed = changed or ev.arm == "canary" or first
         facts = ready.baselines
         monitor = self.engine.monitors.get(self.rollout_id)
         if facts is None or facts.canary_at is not None or monitor is None:

@@ -436,6 +436,30 @@ class Policy:
         if ready is not None:
             ready.eval_gate = outcome
 
+    def readiness_shadow(self, rid: str, ts: float, *, live: bool) -> None:
+        """A shadow answer at ``ts`` before live canary traffic, or (``live``) the canary's first live
+        event: the shadow verdicts then are what the check judges (kept as they were)."""
+        ready = self.readiness.get(rid)
+        facts = ready.shadow if ready is not None else None
+        if facts is None or facts.at_live is not None:
+            return
+        if not live:
+            facts.shadow_events += 1
+            facts.first_at = ts if facts.first_at is None else min(facts.first_at, ts)
+            return
+        if not facts.shadow_events:
+            return
+        if facts.first_at is not None and ts - facts.first_at < self.config.engine.max_batch_seconds:
+            facts.together = True
+        live_at = ts
+        at_live: dict[str, dict[str, str]] = {}
+        table = self.tables.get(rid)
+        if table is not None:
+            for sig in table.live():
+                if sig.kind == "verdict" and sig.metric.startswith("shadow."):
+                    at_live.setdefault(sig.cohort, {})[sig.metric] = table.state_of(sig, self.now)
+        facts.at_live, facts.live_at = at_live, live_at
+
     def readiness_parts(self, rid: str, parts: dict[str, Any] | None) -> None:
         """The canary's variant parts against control's (:mod:`rollguard.domain.variant_parts` view)."""
         ready = self.readiness.get(rid)

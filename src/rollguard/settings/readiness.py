@@ -1,6 +1,6 @@
 """The ``readiness`` section: what a rollout must have before it counts as ready (:class:`ReadinessSettings`).
 
-Four pre-flight checks, each ``block`` (an unmet check makes the rollout "not ready"), ``warn`` (listed
+Five pre-flight checks, each ``block`` (an unmet check makes the rollout "not ready"), ``warn`` (listed
 as a warning, the rollout can still be ready) or ``off`` (not evaluated):
 
 - ``revert`` (default ``block``): at a rollout's first event rollguard issues a signed dry-run
@@ -13,6 +13,9 @@ as a warning, the rollout can still be ready) or ``off`` (not evaluated):
   widens intervals rather than making verdicts wrong.
 - ``eval_gate`` (default ``block``, only for rollouts that name a report under ``eval_gate_reports``):
   the named ``rollguard gate --out`` report passed. A rollout that names none has the check ``off``.
+- ``shadow`` (default ``block``, only for rollouts whose new version answered in shadow before any
+  live canary traffic): when live traffic started, no shadow verdict was ``regressed`` and the paired
+  comparisons of the whole rollout were non-inferior. Rollouts without such a shadow run have it ``off``.
 - ``bundled`` (default ``warn``): the canary differs from control in at most one of the
   ``variant_parts`` its events name (model, prompt, tools, …); a bundled change is listed with its
   parts. A warning by default: shipping several parts together is sometimes deliberate, but the
@@ -26,6 +29,7 @@ Example::
     readiness:
       revert: block
       baselines: warn
+      shadow: block
       bundled: warn
       rehearsal_timeout_s: 300
       min_samples: {guardrail: 500, latency: 200}   # or one number for every family
@@ -56,7 +60,7 @@ from rollguard.settings.checks import (
 )
 
 MODES: Final = ("block", "warn", "off")
-CHECKS: Final = ("revert", "baselines", "eval_gate", "bundled")
+CHECKS: Final = ("revert", "baselines", "eval_gate", "shadow", "bundled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class ReadinessSettings:
     revert: str = "block"
     baselines: str = "warn"
     eval_gate: str = "block"
+    shadow: str = "block"
     bundled: str = "warn"
     rehearsal_timeout_s: float = 300.0
     min_samples: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(FAMILIES, 100))

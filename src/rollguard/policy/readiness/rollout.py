@@ -29,6 +29,7 @@ from rollguard.policy.readiness.bundled import bundled_check
 from rollguard.policy.readiness.eval_gate import EvalGateOutcome, eval_gate_check
 from rollguard.policy.readiness.rehearsal import Rehearsal
 from rollguard.policy.readiness.result import CheckResult
+from rollguard.policy.readiness.shadow import ShadowFacts, shadow_check
 from rollguard.settings.alerts import AlertRule
 from rollguard.settings.readiness import ReadinessSettings
 
@@ -55,6 +56,7 @@ class RolloutReadiness:
     sequence: int = 0  # readiness records published
     published: list[list[str]] | None = None  # change key of the last record
     parts: dict[str, Any] | None = None  # the canary's variant parts against control's (None: not named)
+    shadow: ShadowFacts = field(default_factory=ShadowFacts)
 
     # ------------------------------------------------------------------ the checks
     def checks(self, settings: ReadinessSettings, now: float) -> list[CheckResult]:
@@ -62,6 +64,7 @@ class RolloutReadiness:
             self.rehearsal.check(settings.revert, now, settings.rehearsal_timeout_s),
             baselines_check(settings, self.baselines, now),
             eval_gate_check(settings.eval_gate, settings.report_for(self.rollout_id), self.eval_gate),
+            shadow_check(settings.shadow, self.shadow),
             bundled_check(settings.bundled, self.parts),
         ]
 
@@ -143,6 +146,7 @@ class RolloutReadiness:
             "sequence": self.sequence,
             "published": self.published,
             **({"parts": self.parts} if self.parts is not None else {}),
+            **({"shadow": self.shadow.to_state()} if self.shadow.shadow_events else {}),
         }
 
     @classmethod
@@ -156,4 +160,5 @@ class RolloutReadiness:
             int(state["sequence"]),
             state["published"],
             state.get("parts"),
+            ShadowFacts.from_state(state["shadow"]) if "shadow" in state else ShadowFacts(),
         )

@@ -58,6 +58,10 @@ def rollout_view(r: RolloutRecords) -> dict[str, Any]:
     clock = latest.get("clock") if isinstance(latest.get("clock"), int | float) else snapshot.get("ts")
     now = float(clock) if isinstance(clock, int | float) and math.isfinite(clock) else None
     cohorts = _cohorts(r.rollout_id, snapshot, signals, r.points)
+    readiness = _readiness(policy.get("readiness"))
+    thin = _thin_baselines(policy.get("readiness"))
+    for c in cohorts:  # a thin whole rollout makes every cohort's baseline thin
+        c["thin"] = thin.get(c["key"]) or thin.get(WHOLE)
     first = snapshot.get("cohorts") or []
     metrics = [str(m["metric"]) for m in (first[0].get("metrics") or [] if first else [])]
     whole = next((c for c in cohorts if c["key"] == WHOLE), None)
@@ -88,7 +92,7 @@ def rollout_view(r: RolloutRecords) -> dict[str, Any]:
         "disabled": disabled,
         "kept": [s for s in segments if not any(_within(s, d) for d in disabled)] if disabled else [],
         "hold": policy.get("hold"),
-        "readiness": _readiness(policy.get("readiness")),
+        "readiness": readiness,
         "level": policy.get("level", 0),
         "weight": policy.get("weight"),
         "approvals": _approvals(r, policy, now),
@@ -181,6 +185,24 @@ def _readiness(view: Any) -> dict[str, Any] | None:
         if isinstance(c, Mapping)
     ]
     return {"ready": bool(view.get("ready")), "blocking": list(view.get("blocking") or []), "checks": checks}
+
+
+def _thin_baselines(view: Any) -> dict[str, str]:
+    """Cohort → its control history when the canary started, for the cohorts whose baseline was thin
+    (the readiness ``baselines`` check, once unmet): their verdicts compare against it."""
+    if not isinstance(view, Mapping):
+        return {}
+    for c in view.get("checks") or []:
+        if isinstance(c, Mapping) and c.get("check") == "baselines" and c.get("state") == "unmet":
+            details = [d for d in c.get("details") or [] if isinstance(d, Mapping)]
+            return {str(d.get("cohort")): _thin_text(d) for d in details}
+    return {}
+
+
+def _thin_text(detail: Mapping[str, Any]) -> str:
+    counts = ", ".join(f"{n} {family}" for family, n in sorted((detail.get("control") or {}).items()))
+    span = float(detail.get("span_s") or 0.0)
+    return f"when the canary started: {counts or 'no'} control observations over {max(span, 0.0):.0f} s"
 
 
 def _approvals(r: RolloutRecords, policy: Mapping[str, Any], now: float | None) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from typing import Any, Final, cast
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rollguard.adapters import dead_letter
@@ -70,6 +71,8 @@ trace = logging.getLogger("rollguard.worker.offsets")
 TP = tuple[str, int]
 STATE_TABLE: Final = "pipelines"
 SIDE_READ_S: Final = 30.0  # a hole that cannot be read in this time is retried at the next message
+# What a side read may raise while the broker is away (it is retried: at the next message, or sweep).
+SIDE_READ_ERRORS: Final = (TimeoutError, OSError, KafkaError)
 STALL_S: Final = 5.0  # a partition's next message on the broker but not delivered for this long is read
 STALL_READ_MAX: Final = 5000  # messages read at once for a stalled partition (the rest at the next sweep)
 SILENCE_TABLE: Final = "silences"
@@ -421,7 +424,7 @@ class WorkerRuntime:
             trace.debug("hole %s[%d] %d..%d", tp[0], tp[1], first, end - 1)
             try:
                 missing = await asyncio.wait_for(self.side.records({tp: first - 1}, {tp: end}), SIDE_READ_S)
-            except (TimeoutError, OSError) as exc:
+            except SIDE_READ_ERRORS as exc:
                 # Not read: handle nothing of this partition until it is (the next message tries again).
                 log.error(
                     "%s[%d]: could not read offsets %d..%d (%s): retrying", tp[0], tp[1], first, end - 1, exc
@@ -472,7 +475,7 @@ class WorkerRuntime:
                         tp[0], tp[1], first, end - 1, STALL_S)  # fmt: skip
             try:
                 records = await asyncio.wait_for(self.side.records({tp: first - 1}, {tp: end}), SIDE_READ_S)
-            except (TimeoutError, OSError) as exc:
+            except SIDE_READ_ERRORS as exc:
                 log.error("%s[%d]: could not read offsets %d..%d (%s): retrying", tp[0], tp[1], first,
                           end - 1, exc)  # fmt: skip
                 continue

@@ -300,7 +300,7 @@ def _run(
     teller.start()
     sim.start()
     teller.say(f"[bold]loop[/] {loop}")
-    clock = [sc.start_ts]
+    story = TopicStory(teller, names, sc.rollout_id, sc.start_ts)
     finished_at: float | None = None  # when the worker had applied every event sent
     last_poll = 0.0
     applied = 0
@@ -309,13 +309,13 @@ def _run(
         while True:
             for records in consumer.poll(timeout_ms=200).values():
                 for rec in records:
-                    clock[0] = _story_record(teller, rec.topic, names, rec.value, sc.rollout_id, clock[0])
+                    story.record(rec.topic, rec.value)
             now = time.monotonic()
             if now - last_poll >= 0.5:
                 last_poll = now
                 point = _poll_point(http, sc.rollout_id)
                 if point is not None:
-                    clock[0] = max(clock[0], point["at"])
+                    story.clock = max(story.clock, point["at"])
                     teller.on(StoryEvent(point["at"], "point", point))
                     applied = point["applied"]
             if failure:
@@ -324,6 +324,7 @@ def _run(
                 finished_at = now
             if finished_at is not None and now - finished_at > 6.0:  # the idle tick's batch, the last acks
                 break
+        story.flush()
         page = http.get("/", params={"static": "1"})
         dashboard = out / "dashboard.html"
         dashboard.write_text(page.text)
@@ -361,29 +362,61 @@ def _poll_point(http: httpx.Client, rollout_id: str) -> dict[str, Any] | None:
     return _point_of(rollouts[0]) if rollouts else None
 
 
-def _story_record(
-    teller: StoryTeller, topic: str, names: dict[str, str], value: bytes | None, rollout_id: str, clock: float
-) -> float:
-    """Tell one record of the rollout; returns the rollout's clock as far as the story knows it (acks
-    carry the controller's wall clock, not event time: they are told at the rollout's clock)."""
-    try:
-        record = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return clock
-    if not isinstance(record, dict) or record.get("rollout_id") != rollout_id:
-        return clock
-    if topic == names["acks"]:
+class TopicStory:
+    """Tells the rollout's records as they are read from its topics, in the order a reader expects.
+
+    Records of different topics arrive in no guaranteed order (one fetch per partition): the
+    controller's ack of a command can be read before the command itself. An ack whose command has
+    not been told yet is held until it is (or until :meth:`flush` at the end), so "ACK applied …"
+    always follows the command it answers and names its action. Acks carry the controller's wall
+    clock, not event time: they are told at the rollout's clock as far as the story knows it.
+    """
+
+    def __init__(self, teller: StoryTeller, names: dict[str, str], rollout_id: str, clock: float) -> None:
+        self.teller = teller
+        self.names = names
+        self.rollout_id = rollout_id
+        self.clock = clock
+        self.told: set[str] = set()  # command ids told
+        self.held: dict[str, list[dict[str, Any]]] = {}  # acks waiting for their command
+
+    def record(self, topic: str, value: bytes | None) -> None:
+        try:
+            record = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(record, dict) or record.get("rollout_id") != self.rollout_id:
+            return
+        names = self.names
+        if topic == names["acks"]:
+            cid = str(record.get("command_id"))
+            if cid in self.told:
+                self._ack(record)
+            else:
+                self.held.setdefault(cid, []).append(record)
+        elif topic == names["control"]:
+            if record.get("kind") == "readiness":  # rollguard's pre-flight checklist
+                self.clock = max(self.clock, float(record.get("at") or self.clock))
+                self.teller.on(StoryEvent(self.clock, "readiness", record))
+            elif record.get("action") not in OPERATOR_ACTIONS:  # its own commands (operators' are audited)
+                self.clock = max(self.clock, float(record.get("issued_at") or self.clock))
+                self.teller.on(StoryEvent(self.clock, "command", record))
+                cid = str(record.get("command_id"))
+                self.told.add(cid)
+                for ack in self.held.pop(cid, []):
+                    self._ack(ack)
+        elif topic.startswith(names["alerts.critical"].rsplit(".", 1)[0]):
+            self.clock = max(self.clock, float((record.get("notification") or {}).get("at") or self.clock))
+            self.teller.on(StoryEvent(self.clock, "alert", record))
+
+    def flush(self) -> None:
+        """Tell the acks still held (their command was never read: told without its action)."""
+        for acks in self.held.values():
+            for ack in acks:
+                self._ack(ack)
+        self.held.clear()
+
+    def _ack(self, record: dict[str, Any]) -> None:
         ack = {"type": "ack", "command_id": record.get("command_id"), "status": record.get("status"),
-               "at": clock, "result": record.get("reason")}  # fmt: skip
-        teller.on(StoryEvent(clock, "audit", ack))
-    elif topic == names["control"]:
-        if record.get("kind") == "readiness":  # rollguard's pre-flight checklist
-            clock = max(clock, float(record.get("at") or clock))
-            teller.on(StoryEvent(clock, "readiness", record))
-        elif record.get("action") not in OPERATOR_ACTIONS:  # its own commands (operators' are audited)
-            clock = max(clock, float(record.get("issued_at") or clock))
-            teller.on(StoryEvent(clock, "command", record))
-    elif topic.startswith(names["alerts.critical"].rsplit(".", 1)[0]):
-        clock = max(clock, float((record.get("notification") or {}).get("at") or clock))
-        teller.on(StoryEvent(clock, "alert", record))
-    return clock
+               "at": self.clock, "result": record.get("reason")}  # fmt: skip
+        self.teller.on(StoryEvent(self.clock, "audit", ack))

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any, Final
 
 import orjson
@@ -64,40 +65,57 @@ def signature_state(record: Mapping[str, Any], key: bytes | None) -> str:
     return "verified" if check.ok else f"INVALID ({check.reason})"
 
 
-def read_control_records(
-    bootstrap: str, topic: str, rollout_id: str, timeout_s: float
-) -> list[dict[str, Any]]:
-    """Every record on the rollout's partition of the control topic, from the beginning to its end."""
-    from kafka.consumer import KafkaConsumer
-    from kafka.structs import TopicPartition
+class ControlTopicReadiness:
+    """The rollout's readiness records on its partition of the control topic, read by one consumer
+    that stays open: each :meth:`latest` reads only what was published since the last one (a
+    ``--wait`` polls every second, and re-reading the partition from its beginning each time would
+    cost a new connection and the whole partition's history per look)."""
 
-    from rollguard.adapters.worker.topics import partition_for
+    def __init__(self, bootstrap: str, topic: str, rollout_id: str) -> None:
+        from kafka.consumer import KafkaConsumer
+        from kafka.structs import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, client_id="rollguard-preflight"
-    )
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            raise PreflightError(f"the control topic {topic} does not exist on {bootstrap}")
-        tp = TopicPartition(topic, partition_for(rollout_id.encode("utf-8"), len(parts)))
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        out: list[dict[str, Any]] = []
+        from rollguard.adapters.worker.topics import partition_for
+
+        self.rollout_id = rollout_id
+        self.best: dict[str, Any] | None = None
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            client_id="rollguard-preflight",
+        )
+        try:
+            parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                raise PreflightError(f"the control topic {topic} does not exist on {bootstrap}")
+            self.tp = TopicPartition(topic, partition_for(rollout_id.encode("utf-8"), len(parts)))
+            self.consumer.assign([self.tp])
+            self.consumer.seek_to_beginning(self.tp)
+        except BaseException:
+            self.consumer.close()
+            raise
+
+    def latest(self, timeout_s: float) -> dict[str, Any] | None:
+        """The current readiness: the highest ``sequence`` read so far, after reading up to the
+        partition's end as it is now (or until ``timeout_s``)."""
+        end = self.consumer.end_offsets([self.tp])[self.tp]
         deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end and time.monotonic() < deadline:
-            for messages in consumer.poll(timeout_ms=500).values():
+        while self.consumer.position(self.tp) < end and time.monotonic() < deadline:
+            records: list[Mapping[str, Any]] = [] if self.best is None else [self.best]
+            for messages in self.consumer.poll(timeout_ms=500).values():
                 for m in messages:
                     try:
                         value = orjson.loads(m.value) if m.value is not None else None
                     except orjson.JSONDecodeError:
                         continue  # not ours to judge here: the worker dead-letters what it cannot read
                     if isinstance(value, dict):
-                        out.append(value)
-        return out
-    finally:
-        consumer.close()
+                        records.append(value)
+            self.best = latest_record(records, self.rollout_id)
+        return self.best
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def read_status(url: str, rollout_id: str, timeout_s: float) -> dict[str, Any] | None:
@@ -219,24 +237,36 @@ def run_preflight(args: argparse.Namespace) -> int:
                 topic = topic_for_role(load_topics(args.topics_dir), "control").name
             except TopicContractError as exc:
                 raise PreflightError(str(exc)) from exc
-        before = None
-        if args.rehearse:
-            assert topic is not None
-            known = latest_record(
-                read_control_records(args.bootstrap, topic, args.rollout, 30.0), args.rollout
-            )
-            before = int(known["sequence"]) if known is not None else 0
-            command_id = _ask_rehearsal(args, topic)
-            print(f"asked for a revert rehearsal of {args.rollout}: {command_id}", file=sys.stderr)
-        deadline = time.monotonic() + (args.wait or (120.0 if args.rehearse else 0.0))
-        while True:
-            record, source = _current(args, topic)
-            settled = record is not None and (
-                before is None or (int(record["sequence"]) > before and _revert_state(record) != "pending")
-            )
-            if settled or time.monotonic() >= deadline:
-                break
-            time.sleep(1.0)
+        with ExitStack() as stack:
+            control = None
+            if topic is not None and not args.status_url:
+                control = ControlTopicReadiness(args.bootstrap, topic, args.rollout)
+                stack.callback(control.close)
+            before = None
+            if args.rehearse:
+                assert topic is not None
+                known = (
+                    control.latest(30.0)
+                    if control is not None
+                    else _latest_on_topic(args.bootstrap, topic, args.rollout)
+                )
+                before = int(known["sequence"]) if known is not None else 0
+                command_id = _ask_rehearsal(args, topic)
+                print(f"asked for a revert rehearsal of {args.rollout}: {command_id}", file=sys.stderr)
+            deadline = time.monotonic() + (args.wait or (120.0 if args.rehearse else 0.0))
+            while True:
+                if control is not None:
+                    record, source = control.latest(30.0), f"the control topic {topic}"
+                else:
+                    record = read_status(args.status_url, args.rollout, 10.0)
+                    source = f"the worker at {args.status_url}"
+                settled = record is not None and (
+                    before is None
+                    or (int(record["sequence"]) > before and _revert_state(record) != "pending")
+                )
+                if settled or time.monotonic() >= deadline:
+                    break
+                time.sleep(1.0)
     except PreflightError as exc:
         print(f"rollguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -258,12 +288,13 @@ def run_preflight(args: argparse.Namespace) -> int:
     return EXIT_READY if record.get("ready") else EXIT_NOT_READY
 
 
-def _current(args: argparse.Namespace, topic: str | None) -> tuple[dict[str, Any] | None, str]:
-    if args.status_url:
-        return read_status(args.status_url, args.rollout, 10.0), f"the worker at {args.status_url}"
-    assert topic is not None
-    records = read_control_records(args.bootstrap, topic, args.rollout, 30.0)
-    return latest_record(records, args.rollout), f"the control topic {topic}"
+def _latest_on_topic(bootstrap: str, topic: str, rollout_id: str) -> dict[str, Any] | None:
+    """The readiness last published on the control topic (one look, the consumer closed after)."""
+    control = ControlTopicReadiness(bootstrap, topic, rollout_id)
+    try:
+        return control.latest(30.0)
+    finally:
+        control.close()
 
 
 def _revert_state(record: Mapping[str, Any]) -> str | None:

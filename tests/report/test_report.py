@@ -115,5 +115,5 @@ def test_the_report_shows_each_rollouts_pre_flight_checklist(replayed: Path) -> 
     assert "It compares against a thin baseline: the control history of" in words["description"]
     assert "thin baseline" not in words["summary"]  # the page stays short
     # The cohorts say they compare against a thin baseline (the canary started with the first request).
-    thin = r'<span class="pill warn thin" title="when the canary started: no control observations over 0 s">'
+    thin = r'<span class="pill warn thin" title="when the canary started: no control traffic">'
     assert re.search(r'data-cohort="input_class=coding"[^>]*>\s*<summary>.*?' + thin, html, re.S)

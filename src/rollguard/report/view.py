@@ -195,14 +195,8 @@ def _thin_baselines(view: Any) -> dict[str, str]:
     for c in view.get("checks") or []:
         if isinstance(c, Mapping) and c.get("check") == "baselines" and c.get("state") == "unmet":
             details = [d for d in c.get("details") or [] if isinstance(d, Mapping)]
-            return {str(d.get("cohort")): _thin_text(d) for d in details}
+            return {str(d.get("cohort")): f"when the canary started: {d.get('lacking')}" for d in details}
     return {}
-
-
-def _thin_text(detail: Mapping[str, Any]) -> str:
-    counts = ", ".join(f"{n} {family}" for family, n in sorted((detail.get("control") or {}).items()))
-    span = float(detail.get("span_s") or 0.0)
-    return f"when the canary started: {counts or 'no'} control observations over {max(span, 0.0):.0f} s"
 
 
 def _approvals(r: RolloutRecords, policy: Mapping[str, Any], now: float | None) -> list[dict[str, Any]]:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from rollguard.detect.control_history import CohortHistory
 from rollguard.domain.cohorts import WHOLE
 from rollguard.policy.readiness.result import CheckResult, off
 from rollguard.settings.readiness import ReadinessSettings
+
+NO_CONTROL: Final = "no control traffic"
 
 
 @dataclass(slots=True)
@@ -86,9 +88,12 @@ def baselines_check(settings: ReadinessSettings, facts: BaselineFacts | None, no
             entry: dict[str, Any] = {"cohort": h.cohort, "span_s": round(span, 3)}
             entry["control"] = {f: h.of(f) for f in families}
             entry["short"] = sorted(short)
+            entry["lacking"] = _lacking(entry, settings, need_span)
             thin.append(entry)
     if not any(h.cohort == WHOLE for h in facts.history):
-        thin.insert(0, {"cohort": WHOLE, "span_s": 0.0, "control": {}, "short": ["any"]})
+        thin.insert(
+            0, {"cohort": WHOLE, "span_s": 0.0, "control": {}, "short": ["any"], "lacking": NO_CONTROL}
+        )
     started = facts.canary_at is not None
     if not thin:
         when = "before the canary's first event" if started else "so far (the canary has not started)"
@@ -119,13 +124,13 @@ def _families(facts: BaselineFacts | None) -> list[str]:
 
 def _thin_text(t: Mapping[str, Any], settings: ReadinessSettings, need_span: float) -> str:
     cohort = "whole rollout" if t["cohort"] == WHOLE else t["cohort"]
-    return f"{cohort} ({_lacking(t, settings, need_span)})"
+    return f"{cohort} ({t['lacking']})"
 
 
 def _lacking(t: Mapping[str, Any], settings: ReadinessSettings, need_span: float) -> str:
     """What a thin cohort's control history had against what it needed, e.g. ``guardrail 40 of 100``."""
     if list(t["short"]) == ["any"]:
-        return "no control traffic"
+        return NO_CONTROL
     parts = [
         f"{f} {t['control'].get(f, 0)} of {settings.min_samples[f]}"
         if f in settings.min_samples
@@ -146,4 +151,4 @@ def thin_cohorts(settings: ReadinessSettings, facts: BaselineFacts | None, now: 
     check = baselines_check(settings, facts, now)
     if check.state != "unmet":
         return {}
-    return {str(t["cohort"]): _lacking(t, settings, settings.min_span_s) for t in check.details}
+    return {str(t["cohort"]): str(t["lacking"]) for t in check.details}

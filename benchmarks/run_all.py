@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "throughput": ("throughput_bench.py", ["--events", "200000", "--repeat", "2"]),
     "detection": ("detection_bench.py", ["--aa", "20", "--seeds", "3", "--post", "4"]),
     "scenarios": ("replay_scenarios.py", []),
+    "srm_bound": ("srm_power_bound.py", ["--seeds", "2"]),
     "embeddings": ("embeddings_bench.py", ["--runs", "5", "--delay-runs", "3", "--texts", "128"]),
     "controller": ("controller_bench.py", ["--commands", "100"]),
     "bridge": ("bridge_bench.py", ["--alerts", "200"]),

@@ -50,7 +50,7 @@ from rollguard.detect.engine import Engine
 from rollguard.domain.cohorts import cohort_key
 from rollguard.domain.events import Event, parse_event
 from rollguard.domain.verdicts import VerdictChange
-from rollguard.pipeline.rollout import RolloutPipeline
+from rollguard.pipeline.rollout import RolloutPipeline, Step
 from rollguard.pipeline.shared import SharedState
 from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario
@@ -135,26 +135,43 @@ SHAPES: dict[str, Callable[[Scenario], Scenario]] = {
 
 
 # ---------------------------------------------------------------------------------------------- A/A
+REHEARSAL_ANSWER_S = 5.0  # a controller answers the pre-flight revert rehearsal this long after it
+
+
 def run_pipeline(
     events: list[dict[str, Any]], config: Config
 ) -> tuple[list[VerdictChange], list[dict[str, Any]]]:
     """Detection and policy of one rollout, as replay and the worker run them: verdict changes and the
-    alert records it would publish."""
+    alert records it would publish. A controller is present as far as pre-flight goes: it answers the
+    revert rehearsal ``dry_run_ok`` (without one, every run would carry a true ``revert_not_rehearsed``
+    warning that says nothing about the statistics); other commands stay unanswered."""
     pipeline: RolloutPipeline | None = None
     changes: list[VerdictChange] = []
     alerts: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
+
+    def take(step: Step) -> None:
+        changes.extend(step.verdicts)
+        alerts.extend(step.alerts)
+        for c in step.commands:
+            if c.get("rehearsal"):
+                at = float(c["issued_at"]) + REHEARSAL_ANSWER_S
+                ids = {"command_id": c["command_id"], "rollout_id": c["rollout_id"]}
+                answer = {"schema_version": 1, **ids, "status": "dry_run_ok", "controller": "benchmark"}
+                answers.append({**answer, "at": at})
+
     for raw in events:
         ev = parse_event(raw)
         assert isinstance(ev, Event), ev
         if pipeline is None:
             pipeline = RolloutPipeline(ev.rollout_id, config, SharedState())
-        step = pipeline.process(ev)
-        changes += step.verdicts
-        alerts += step.alerts
+        while answers and answers[0]["at"] <= ev.ts:
+            take(pipeline.on_input(answers.pop(0)))
+        take(pipeline.process(ev))
     if pipeline is not None:
-        step = pipeline.flush()
-        changes += step.verdicts
-        alerts += step.alerts
+        while answers:
+            take(pipeline.on_input(answers.pop(0)))
+        take(pipeline.flush())
     return changes, alerts
 
 
@@ -508,31 +525,41 @@ def tail_information(
 
 
 # --------------------------------------------------------------------------------------- post-rollout
+PROMOTE_AT_S = {"aa": 3000.0, "regression": 1800.0}
+
+
 def post_one(args: tuple[str, int]) -> dict[str, Any]:
     kind, seed = args
     sc: Scenario
+    promote_at = PROMOTE_AT_S[kind]
     if kind == "aa":  # the A/A traffic shapes in turn: heavy tails, bursts, heavy units after promotion
-        sc = get_scenario("ramp", seed=30_000 + seed, duration_s=3000.0 + 3600.0, promote_at_s=3000.0)
+        sc = get_scenario("ramp", seed=30_000 + seed, duration_s=promote_at + 3600.0, promote_at_s=promote_at)
         sc = list(SHAPES.values())[seed % len(SHAPES)](sc)
         onset = None
     else:
         sc = get_scenario(
             "post_rollout_regression",
             seed=40_000 + seed,
-            duration_s=1800.0 + 3600.0,
-            promote_at_s=1800.0,
+            duration_s=promote_at + 3600.0,
+            promote_at_s=promote_at,
             start_s=2700.0,
         )
         onset = sc.start_ts + sc.injections[0].start_s
     events = list(generate(sc))
-    changes = run_engine(events, Config())
+    changes, alerts = run_pipeline(events, Config())
     post = [
         c for c in changes if c.kind == "verdict" and c.state == "regressed" and c.phase == "post_rollout"
     ]
     canary = [c for c in changes if c.kind == "verdict" and c.state == "regressed" and c.phase == "canary"]
     out: dict[str, Any] = {"kind": kind, "seed": seed, "canary_phase_regressed": len(canary)}
+    promoted = sc.start_ts + promote_at
     if onset is None:
         out["false_alarms"] = [f"{c.cohort} {c.metric}" for c in post]
+        # Every alert a person would see after promotion (and, apart, during the ramp before it).
+        firing = [a for a in alerts if seen_alerts([a])]
+        out["post_alerts"] = seen_alerts([a for a in firing if a["notification"]["at"] >= promoted])
+        out["ramp_alerts"] = seen_alerts([a for a in firing if a["notification"]["at"] < promoted])
+        out["shape"] = list(SHAPES)[seed % len(SHAPES)]
     else:
         cohort = cohort_key(sc.injections[0].cohort)
         hits = [c.ts for c in post if c.cohort == cohort and c.metric == "error_rate"]
@@ -729,11 +756,29 @@ def main() -> int:
         aa_rows = [r for r in rows if r["kind"] == "aa"]
         reg = [r for r in rows if r["kind"] == "regression"]
         k = sum(1 for r in aa_rows if r["false_alarms"])
+        n_aa = len(aa_rows)
         print(
-            f"  A/A after promotion: {k}/{len(aa_rows)} with any 'regressed' "
-            f"(95% upper bound {clopper_pearson_upper(k, len(aa_rows)):.3f}); "
+            f"  A/A after promotion: {k}/{n_aa} with any 'regressed' "
+            f"(95% upper bound {clopper_pearson_upper(k, n_aa):.3f}); "
             f"canary-phase regressed in {sum(1 for r in aa_rows if r['canary_phase_regressed'])} runs"
         )
+        budget = sum(alerting_alpha(Config()).values())
+        for phase in ("post", "ramp"):
+            seen = [r for r in aa_rows if r[f"{phase}_alerts"]]
+            what = "after promotion" if phase == "post" else "during the ramp"
+            print(
+                f"  A/A {what}: {len(seen)}/{n_aa} with any alert a person would see (critical, warning, "
+                f"info; drift and sample ratio included), 95% upper bound "
+                f"{clopper_pearson_upper(len(seen), n_aa):.3f}  (sum of the alpha budgets behind them "
+                f"{budget:.4f})"
+            )
+            for r in seen[:5]:
+                print(f"    {r['shape']}: {', '.join(r[f'{phase}_alerts'][:4])}")
+        for shape in SHAPES:
+            mine = [r for r in aa_rows if r["shape"] == shape]
+            if mine:
+                bad = sum(1 for r in mine if r["post_alerts"])
+                print(f"    {shape:15s}: {bad}/{len(mine)} with an alert after promotion")
         print(
             f"  legal error 0.8%->4% 15 min after promotion: {quantiles([r['delay'] for r in reg], len(reg))}"
         )

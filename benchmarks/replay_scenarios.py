@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,9 @@ def run_case(
     summary = replay(d / "events.jsonl", config, d, signing_key=b"benchmark-key", auto_ack_s=auto_ack)
     elapsed = time.perf_counter() - t
     alerts = [orjson.loads(x) for x in (d / "alerts.jsonl").read_bytes().splitlines()]
-    commands = [orjson.loads(x) for x in (d / "commands.jsonl").read_bytes().splitlines()]
+    records = [orjson.loads(x) for x in (d / "commands.jsonl").read_bytes().splitlines()]
+    # The pre-flight revert rehearsal (a dry run at the first event) is no decision about the canary.
+    commands = [c for c in records if not c.get("rehearsal")]
     regression_alerts = [
         a for a in alerts if a["status"] == "firing" and not a["rule"].startswith("command_")
     ]
@@ -204,11 +207,23 @@ def main(argv: list[str] | None = None) -> int:
             f"max {max(ratios):g} over {len(detected)} detected scenarios; "
             f"{sum(1 for r in rows if r['incidents'] and not r['new'])} with an incident not alerted"
         )
+        # What one person is told: alerts are routed by audience (on-call, engineering, finance, ...),
+        # so an incident that moves two metrics owned by two audiences reaches each of them once.
+        heard = [
+            max(Counter(str(a.get("audience")) for a in r["new"]).values()) / r["incidents"] for r in detected
+        ]
+        print(
+            f"  the same per audience (the audience told most about one incident): mean "
+            f"{sum(heard) / len(heard):.2f}, max {max(heard):g}"
+        )
         for r in detected:
             if len(r["new"]) > r["incidents"]:
                 print(
                     f"  {r['label']}: "
-                    + "; ".join(f"{a['severity']} {a['rule']} {a['labels']['cohort']}" for a in r["new"][:12])
+                    + "; ".join(
+                        f"{a['severity']} {a['rule']} {a['labels']['cohort']} → {a.get('audience')}"
+                        for a in r["new"][:12]
+                    )
                 )
     aa = [r for r in rows if r["label"] == "aa"]
     outage = [r for r in rows if r["label"].startswith("both_arms_outage")]

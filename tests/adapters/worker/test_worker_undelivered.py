@@ -53,6 +53,9 @@ def test_the_last_messages_of_a_quiet_partition_dropped_by_faust_are_read_by_the
         finally:
             await wa.stop()
         assert wa.stats.refetched > 0, "the dropped messages were read by the worker itself"
+        # ... and an operator sees it on /metrics, by topic and cause.
+        exposed = wa.runtime.metrics.render().decode()
+        assert f'rollguard_messages_refetched_total{{cause="stall",topic="{topics.events}"}}' in exposed
         assert waited < STALL_S + 10
         assert wa.stats.applied == len(events) and wa.stats.skipped == 0 and wa.stats.errors == 0
 

@@ -434,6 +434,7 @@ class WorkerRuntime:
             trace.debug("hole %s[%d] read %d records", tp[0], tp[1], len(missing))
             records = [*missing, record]
             self.stats.refetched += len(missing)
+            self.metrics.refetched.labels(tp[0], "hole").inc(len(missing))
         for r in records:
             if generation != self.generation:
                 return  # revoked meanwhile: it is delivered again after the restore
@@ -480,6 +481,7 @@ class WorkerRuntime:
                           end - 1, exc)  # fmt: skip
                 continue
             self.stats.refetched += len(records)
+            self.metrics.refetched.labels(tp[0], "stall").inc(len(records))
             for r in records:
                 if generation != self.generation:
                     return

@@ -66,6 +66,15 @@ class WorkerMetrics:
             ["kind"],
             registry=r,
         )
+        self.refetched = Counter(
+            "rollguard_messages_refetched",
+            "Messages Faust fetched but did not deliver, read by the worker itself: a hole (a later "
+            "message came first) or a stall (the partition's end held back for a while); a steady rise "
+            "means the stream loses messages on its own (flow control after a rebalance) and the "
+            "worker keeps paying a second read for them",
+            ["topic", "cause"],
+            registry=r,
+        )
         self.checkpoints = Counter(
             "rollguard_checkpoints", "Rollout checkpoints written", ["reason"], registry=r
         )

@@ -30,33 +30,25 @@ STATE_VERSION: Final = 1
 
 
 @dataclass(slots=True)
-class Step:
+class Step(Output):
     """What one call produced, in publishing order: verdict changes first, then the policy's outputs
-    (alerts, commands and readiness records, audit)."""
+    (alerts, commands and readiness records, audit: the :class:`Output` it extends)."""
 
     verdicts: list[VerdictChange] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    commands: list[dict[str, Any]] = field(default_factory=list)
-    audit: list[dict[str, Any]] = field(default_factory=list)
-    readiness: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, output: Output) -> Step:
-        self.alerts.extend(output.alerts)
-        self.commands.extend(output.commands)
-        self.audit.extend(output.audit)
-        self.readiness.extend(output.readiness)
+        """The policy's part of the outputs (an :class:`Output` has no verdicts)."""
+        Output.extend(self, output)
         return self
 
-    def __iadd__(self, other: Step) -> Step:
-        self.verdicts.extend(other.verdicts)
-        self.alerts.extend(other.alerts)
-        self.commands.extend(other.commands)
-        self.audit.extend(other.audit)
-        self.readiness.extend(other.readiness)
+    def __iadd__(self, other: Output) -> Step:
+        Output.extend(self, other)
+        if isinstance(other, Step):
+            self.verdicts.extend(other.verdicts)
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.verdicts or self.alerts or self.commands or self.audit or self.readiness)
+        return bool(self.verdicts) or Output.__bool__(self)
 
 
 class RolloutPipeline:

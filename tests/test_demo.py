@@ -4,14 +4,14 @@ plain lines when stdout is not a terminal, a live table when it is."""
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from terminal_kit import run_on_terminal
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,27 +50,11 @@ def test_the_demo_tells_the_story_in_plain_lines_when_stdout_is_not_a_terminal(t
 
 def test_on_a_terminal_the_demo_plays_a_live_table_through_simulated_time(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the demo on a pseudo-terminal
-        os.environ.update(ENV | {"COLUMNS": "160", "LINES": "50", "TERM": "xterm-256color"})
-        os.execv(sys.executable, [sys.executable, "-m", "rollguard.cli", "demo", "--out", str(out),
-                                  "--story-seconds", "3"])  # fmt: skip
-    chunks = []
-    t0 = time.monotonic()
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    wall = time.monotonic() - t0
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert wall < 60
-    assert "\x1b[" in text  # styled and redrawn in place
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", text)
+    run = run_on_terminal(["demo", "--out", str(out), "--story-seconds", "3"],
+                          ENV | {"COLUMNS": "160", "LINES": "50", "TERM": "xterm-256color"})  # fmt: skip
+    assert run.exit_code == 0
+    assert run.wall_s < 60
+    assert "\x1b[" in run.raw  # styled and redrawn in place
+    text = run.text
     assert "simulated time" in text and "t+19:" in text
     assert "ALERT critical" in text and "ACK applied" in text and "Where everything went:" in text

@@ -3,8 +3,6 @@ terminal, and writes nothing extra when it is not (logs and pipes stay clean).""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rollguard.sim import generate, get_scenario, write_jsonl
+from terminal_kit import run_on_terminal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,23 +26,10 @@ def test_on_a_terminal_replay_shows_a_progress_bar_with_events_per_second_and_ti
     tmp_path: Path,
 ) -> None:
     events = _events(tmp_path)
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ.update({"COLUMNS": "140", "TERM": "xterm", "OPENBLAS_NUM_THREADS": "1"})
-        os.execv(sys.executable, [sys.executable, "-m", "rollguard.cli", "replay", str(events), "--out",
-                                  str(tmp_path / "out")])  # fmt: skip
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode("utf-8", "replace"))
+    run = run_on_terminal(["replay", str(events), "--out", str(tmp_path / "out")],
+                          {"COLUMNS": "140", "TERM": "xterm", "OPENBLAS_NUM_THREADS": "1"})  # fmt: skip
+    assert run.exit_code == 0
+    text = run.text
     assert re.search(r"replay .*100%.*\d[\d,]* events · [\d,]+/s.*elapsed.*left", text), text[-800:]
     assert "replayed 2" in text  # the summary line follows the bar
 

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from worker_kit import (
     ManualClock,
-    by_rollout,
     make_topics,
     produce,
     replay_outputs,
     rollout_key,
     run_until_idle,
     scenario_events,
+    stamped_until,
     worker_outputs,
 )
 
@@ -33,27 +32,6 @@ from rollguard.settings import Config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 IDLE_S = 45.0
-
-
-def _stamp(kind: str, record: dict[str, Any]) -> float:
-    """The event time a record is stamped with."""
-    if kind == "verdicts":
-        return float(record["ts"])
-    if kind == "alerts":
-        return float(record["notification"]["at"])
-    if kind == "control":
-        return float(record["issued_at"])
-    return float(record["at"])
-
-
-def _until(records: dict[str, list[dict[str, Any]]], last_ts: dict[str, float]) -> dict[str, Any]:
-    """Per output and rollout, the records stamped no later than the rollout's last event time."""
-    return {
-        kind: {
-            rid: [r for r in rs if _stamp(kind, r) <= last_ts[rid]] for rid, rs in by_rollout(recs).items()
-        }
-        for kind, recs in records.items()
-    }
 
 
 def test_the_worker_publishes_what_replay_writes(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -88,7 +66,7 @@ def test_the_worker_publishes_what_replay_writes(kafka_bootstrap: str, tmp_path:
     asyncio.run(run())
     assert wa.stats.errors == 0 and wa.stats.dead_lettered == 0
     got = worker_outputs(kafka_bootstrap, topics)
-    assert _until(got, last_ts) == _until(expected, last_ts)
+    assert stamped_until(got, last_ts) == stamped_until(expected, last_ts)
     # Only the wall-clock advance of the idle rollouts adds records, all stamped after their last event.
     extra = {kind: len(got[kind]) - len(expected[kind]) for kind in got}
     assert all(n >= 0 for n in extra.values()), extra

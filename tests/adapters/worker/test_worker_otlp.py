@@ -21,11 +21,11 @@ import pytest
 from kafka import KafkaConsumer
 from worker_kit import (
     ManualClock,
-    by_rollout,
     make_topics,
     produce,
     read_topic,
     replay_outputs,
+    stamped_until,
     wait_until,
     worker_outputs,
     write_contracts,
@@ -41,16 +41,6 @@ IDLE_S = 45.0
 KEY = b"otlp-e2e-signing-key"
 SCOPED = [("disable_scope", {"input_class": "coding"})]  # the one command of the end-to-end traffic
 WORKER_CONFIG = CONFIG + "embeddings: {enabled: false}\n"
-
-
-def _stamp(kind: str, record: dict[str, Any]) -> float:
-    if kind == "verdicts":
-        return float(record["ts"])
-    if kind == "alerts":
-        return float(record["notification"]["at"])
-    if kind == "control":
-        return float(record["issued_at"])
-    return float(record["at"])
 
 
 def events_in(wa: Any) -> int:
@@ -76,17 +66,6 @@ def _last_ts(events: list[dict[str, Any]]) -> dict[str, float]:
     for ev in events:
         out[str(ev["rollout_id"])] = max(out.get(str(ev["rollout_id"]), 0.0), float(ev["ts"]))
     return out
-
-
-def _until(records: dict[str, list[dict[str, Any]]], last_ts: dict[str, float]) -> dict[str, Any]:
-    """Per output and rollout, the records stamped no later than the rollout's last event time (the
-    idle tick's wall-clock advance adds records after it in the worker only)."""
-    return {
-        kind: {
-            rid: [r for r in rs if _stamp(kind, r) <= last_ts[rid]] for rid, rs in by_rollout(recs).items()
-        }
-        for kind, recs in records.items()
-    }
 
 
 def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_rollback_reaches_the_flag(
@@ -156,7 +135,7 @@ def test_spans_on_kafka_get_the_verdicts_of_the_same_traffic_as_events_and_the_r
     assert counters["bad_payloads"] == 1 and counters["malformed_spans"] == 1
 
     got = worker_outputs(kafka_bootstrap, topics)
-    assert _until(got, last_ts) == _until(expected, last_ts)
+    assert stamped_until(got, last_ts) == stamped_until(expected, last_ts)
     ladder = [c for c in got["control"] if not c.get("rehearsal")]
     assert [(c["action"], c["scope"]) for c in ladder] == SCOPED
 
@@ -276,7 +255,7 @@ def test_a_worker_restarted_midway_translates_the_held_spans_again_and_counts_ev
         [orjson.dumps(e) for e in traffic.events], tmp_path, parse_config(WORKER_CONFIG), signing_key=KEY
     )
     last_ts = _last_ts(traffic.events)
-    assert _until(worker_outputs(kafka_bootstrap, topics), last_ts) == _until(expected, last_ts)
+    assert stamped_until(worker_outputs(kafka_bootstrap, topics), last_ts) == stamped_until(expected, last_ts)
     otlp = second.runtime.otlp
     assert otlp is not None and otlp.counters()["payloads"] > len(payloads) - half  # the held ones read again
     assert second.stats.errors == 0 and second.stats.dead_lettered == 0

@@ -148,6 +148,28 @@ def by_rollout(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return out
 
 
+def stamp(kind: str, record: dict[str, Any]) -> float:
+    """The event time an output record is stamped with (``kind``: verdicts, alerts, control, or a record
+    with ``at``: audit, readiness)."""
+    if kind == "verdicts":
+        return float(record["ts"])
+    if kind == "alerts":
+        return float(record["notification"]["at"])
+    if kind == "control":
+        return float(record["issued_at"])
+    return float(record["at"])
+
+
+def stamped_until(records: dict[str, list[dict[str, Any]]], last_ts: dict[str, float]) -> dict[str, Any]:
+    """Per output and rollout, the records stamped no later than the rollout's last event time: what the
+    worker and replay must agree on (the worker's idle tick moves a rollout's clock past its last event
+    with wall time, and adds records after it that replay, ending with the file, does not)."""
+    return {
+        kind: {rid: [r for r in rs if stamp(kind, r) <= last_ts[rid]] for rid, rs in by_rollout(recs).items()}
+        for kind, recs in records.items()
+    }
+
+
 class ManualClock:
     """A wall clock the test moves: idle ticks happen when the test says so."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -240,15 +241,18 @@ def test_invalid_contract_names_file_and_field(
     path = _write(tmp_path, {**GOOD, **change})
     with pytest.raises(TopicContractError) as err:
         load_topics(tmp_path)
-    assert str(path) in str(err.value)
-    assert f"field {field!r}" in str(err.value)
+    # file:line: field: what is wrong — the line is the field's own (or, for a block value, its first).
+    where = re.match(rf"{re.escape(str(path))}:(\d+): {re.escape(field)}: ", str(err.value))
+    assert where, str(err.value)
+    line, text = int(where.group(1)), path.read_text().splitlines()
+    assert field.removeprefix("configs.") in " ".join(text[max(line - 2, 0) : line])
     assert reason in str(err.value)
 
 
 def test_missing_field_and_file_name(tmp_path: Path) -> None:
     doc = {k: v for k, v in GOOD.items() if k != "key"}
     _write(tmp_path, doc)
-    with pytest.raises(TopicContractError, match="field 'key': required field is missing"):
+    with pytest.raises(TopicContractError, match=r"t\.one\.yaml: key: required field is missing"):
         load_topics(tmp_path)
     (tmp_path / "t.one.yaml").unlink()
     _write(tmp_path, GOOD, filename="other.yaml")
@@ -259,12 +263,12 @@ def test_missing_field_and_file_name(tmp_path: Path) -> None:
 def test_duplicate_role_invalid_yaml_and_empty_dir(tmp_path: Path) -> None:
     _write(tmp_path, GOOD)
     _write(tmp_path, {**GOOD, "name": "t.two"})
-    with pytest.raises(TopicContractError, match="field 'role': 'one' is also declared in"):
+    with pytest.raises(TopicContractError, match="role: 'one' is also declared in"):
         load_topics(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
     _write(bad, "name: [unclosed", filename="b.yaml")
-    with pytest.raises(TopicContractError, match=r"b\.yaml: not valid YAML"):
+    with pytest.raises(TopicContractError, match=r"b\.yaml:1: not valid YAML"):
         load_topics(bad)
     empty = tmp_path / "empty"
     empty.mkdir()

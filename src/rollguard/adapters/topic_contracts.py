@@ -6,8 +6,9 @@ must be configured (partitions, replication, retention, cleanup policy, extra to
 *role*, so an operator can rename a topic in one place. Pure: no Kafka import, so the core and
 its tests can read contracts without a broker.
 
-A malformed file is reported by :class:`TopicContractError` naming the file and the field, e.g.
-``topics/rollguard.events.yaml: field 'partitions': must be a positive integer, got 'six'``.
+A malformed file is reported by :class:`TopicContractError` as every config error is, with the file,
+the line and the field, e.g.
+``topics/rollguard.events.yaml:5: partitions: must be a positive integer, got 'six'``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-import yaml
+from rollguard.settings.config import ConfigError, compose_located
 
 TOPICS_DIR_ENV: Final = "ROLLGUARD_TOPICS_DIR"
 CLEANUP_POLICIES: Final = frozenset({"delete", "compact", "compact,delete"})
@@ -89,73 +90,84 @@ def parse_retention(value: Any) -> int | str:
     return f"must be a duration like 7d, 12h, 30m, 45s, 500ms or 'forever', got {value!r}"
 
 
-def _fail(path: Path, name: str, reason: str) -> TopicContractError:
-    return TopicContractError(f"{path}: field {name!r}: {reason}")
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """A contract file and the line of each of its fields, for ``file:line: field: what is wrong``."""
+
+    path: Path
+    lines: Mapping[str, int]
+
+    def fail(self, name: str, reason: str) -> TopicContractError:
+        line = self.lines.get(name) or self.lines.get(name.split(".", 1)[0])
+        at = f"{self.path}:{line}" if line is not None else str(self.path)
+        return TopicContractError(f"{at}: {name}: {reason}")
+
+    def text(self, doc: Mapping[str, Any], name: str) -> str:
+        value = doc[name]
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(name, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def positive_int(self, doc: Mapping[str, Any], name: str) -> int:
+        value = doc[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(name, f"must be a positive integer, got {value!r}")
+        return value
 
 
-def _str(doc: Mapping[str, Any], path: Path, name: str) -> str:
-    value = doc[name]
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(path, name, f"must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _positive_int(doc: Mapping[str, Any], path: Path, name: str) -> int:
-    value = doc[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(path, name, f"must be a positive integer, got {value!r}")
-    return value
-
-
-def parse_topic(doc: Any, path: Path, topics_dir: Path | None = None) -> TopicSpec:
-    """Validate one decoded YAML document into a :class:`TopicSpec` (``path`` only names it in errors)."""
+def parse_topic(
+    doc: Any, path: Path, topics_dir: Path | None = None, lines: Mapping[str, int] | None = None
+) -> TopicSpec:
+    """Validate one decoded YAML document into a :class:`TopicSpec` (``path`` and ``lines``, each
+    field's line in the file, only locate errors)."""
+    at = _Where(path, lines or {})
     if not isinstance(doc, dict):
         raise TopicContractError(f"{path}: must be a YAML mapping of fields, got {type(doc).__name__}")
     unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         allowed = ", ".join((*_REQUIRED, *_OPTIONAL))
-        raise _fail(path, str(unknown[0]), f"unknown field (allowed: {allowed})")
+        raise at.fail(str(unknown[0]), f"unknown field (allowed: {allowed})")
     for name in _REQUIRED:
         if name not in doc:
-            raise _fail(path, name, "required field is missing")
+            raise at.fail(name, "required field is missing")
 
-    topic = _str(doc, path, "name")
+    topic = at.text(doc, "name")
     if not _TOPIC_NAME.match(topic) or topic in {".", ".."}:
-        raise _fail(path, "name", f"not a legal Kafka topic name: {topic!r}")
+        raise at.fail("name", f"not a legal Kafka topic name: {topic!r}")
     if path.suffix in {".yaml", ".yml"} and path.stem != topic:
-        raise _fail(path, "name", f"must match the file name ({path.stem!r}), got {topic!r}")
+        raise at.fail("name", f"must match the file name ({path.stem!r}), got {topic!r}")
     retention = parse_retention(doc["retention"])
     if isinstance(retention, str):
-        raise _fail(path, "retention", retention)
+        raise at.fail("retention", retention)
     policy = doc["cleanup_policy"]
     if isinstance(policy, list):  # YAML list form: [compact, delete]
         policy = ",".join(sorted(str(p) for p in policy))
     if policy not in CLEANUP_POLICIES:
-        raise _fail(path, "cleanup_policy", f"must be one of {sorted(CLEANUP_POLICIES)}, got {policy!r}")
-    schema = _str(doc, path, "payload_schema")
+        raise at.fail("cleanup_policy", f"must be one of {sorted(CLEANUP_POLICIES)}, got {policy!r}")
+    schema = at.text(doc, "payload_schema")
     if topics_dir is not None and not (topics_dir / schema).is_file():
-        raise _fail(path, "payload_schema", f"file not found: {topics_dir / schema}")
+        raise at.fail("payload_schema", f"file not found: {topics_dir / schema}")
 
     raw_configs = doc.get("configs") or {}
     if not isinstance(raw_configs, dict):
-        raise _fail(path, "configs", "must be a mapping of Kafka topic config names to values")
+        raise at.fail("configs", "must be a mapping of Kafka topic config names to values")
     configs: dict[str, str] = {}
     for key, value in raw_configs.items():
         if key in _OWNED_CONFIGS:
-            raise _fail(path, f"configs.{key}", "set it with its own field (retention, cleanup_policy)")
+            raise at.fail(f"configs.{key}", "set it with its own field (retention, cleanup_policy)")
         if isinstance(value, dict | list) or value is None:
-            raise _fail(path, f"configs.{key}", f"must be a scalar, got {value!r}")
+            raise at.fail(f"configs.{key}", f"must be a scalar, got {value!r}")
         configs[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
 
     return TopicSpec(
         name=topic,
-        role=_str(doc, path, "role"),
-        description=_str(doc, path, "description"),
-        partitions=_positive_int(doc, path, "partitions"),
-        replication=_positive_int(doc, path, "replication"),
+        role=at.text(doc, "role"),
+        description=at.text(doc, "description"),
+        partitions=at.positive_int(doc, "partitions"),
+        replication=at.positive_int(doc, "replication"),
         retention_ms=retention,
         cleanup_policy=policy,
-        key=_str(doc, path, "key"),
+        key=at.text(doc, "key"),
         payload_schema=schema,
         configs=MappingProxyType(configs),
         source=path,
@@ -177,12 +189,14 @@ def load_topics(topics_dir: str | os.PathLike[str] | None = None) -> list[TopicS
     specs: list[TopicSpec] = []
     for path in files:
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise TopicContractError(f"{path}: cannot read: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise TopicContractError(f"{path}: not valid YAML: {exc}") from exc
-        specs.append(parse_topic(doc, path, directory))
+        try:
+            doc, located = compose_located(text, str(path))
+        except ConfigError as exc:
+            raise TopicContractError(str(exc)) from exc
+        specs.append(parse_topic(doc, path, directory, located.lines))
     _check_unique(specs, "name")
     _check_unique(specs, "role")
     return sorted(specs, key=lambda s: s.name)
@@ -194,7 +208,7 @@ def _check_unique(specs: Iterable[TopicSpec], attr: str) -> None:
         value = getattr(spec, attr)
         if value in seen:
             raise TopicContractError(
-                f"{spec.source}: field {attr!r}: {value!r} is also declared in {seen[value].source}"
+                f"{spec.source}: {attr}: {value!r} is also declared in {seen[value].source}"
             )
         seen[value] = spec
 

@@ -132,3 +132,24 @@ def test_a_silence_issued_for_one_rollout_silences_matching_alerts_of_another(
     # Only the revert rehearsal's warning (300 s after the rollout's first event) fires: before the silence.
     assert [a["rule"] for a in firing] == ["revert_not_rehearsed"] and firing[0]["starts_at"] < start
     assert silenced["commands"] == baseline["commands"], "a silence quiets people, not controllers"
+
+
+def _hold(rollout_id: str, command_id: str) -> dict[str, Any]:
+    return {"action": "hold", "command_id": command_id, "rollout_id": rollout_id, "issued_by": "ana",
+            "issued_at": 1_767_225_600.0, "operator": {}}  # fmt: skip
+
+
+def test_a_rejected_operator_action_for_an_unknown_rollout_leaves_no_rollout_state_behind() -> None:
+    pipelines = Pipelines(CONFIG, signing_key=b"the-command-key")
+    forged = {**_hold("nobody-1", "op-1"), "signature": "00" * 32}
+    step = pipelines.on_input(forged, 1_767_225_600.0)
+    assert step.audit[0]["result"].startswith("rejected: signature check failed")
+    malformed = {k: v for k, v in _hold("nobody-2", "op-2").items() if k != "issued_by"}
+    assert pipelines.on_input(malformed).audit[0]["result"] == "rejected: issued_by is required"
+    assert len(pipelines) == 0, "nothing a message says can make rollguard hold state for a rollout"
+
+
+def test_an_accepted_operator_action_may_come_before_the_rollouts_first_event() -> None:
+    pipelines = Pipelines(CONFIG)  # no signing key: actions are not verified
+    step = pipelines.on_input(_hold("early", "op-3"), 1_767_225_600.0)
+    assert step.audit[0]["result"].startswith("ok") and len(pipelines) == 1

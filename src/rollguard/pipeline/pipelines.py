@@ -74,10 +74,29 @@ class Pipelines:
             # Nothing to apply it to: the policy words the audit record as it would for any rollout.
             scratch = Policy(self.config, signing_key=self.signing_key, instance=self.instance)
             return Step().add(scratch.on_operator(item) if is_action else scratch.on_ack(item))
+        stray = self.stray_rejection(item, at)
+        if stray is not None:
+            return stray
         p = self.get(rid)
         step = p.advance(at) if at is not None and math.isfinite(at) else Step()
         step += p.on_input(item)
         return step
+
+    def stray_rejection(self, item: Mapping[str, Any], at: float | None = None) -> Step | None:
+        """For an operator action addressed to a rollout that has no pipeline yet: the audit of its
+        rejection, when the policy would reject it anyway (malformed, unsigned, forged, a duplicate),
+        so that a message nobody may act with creates no rollout state; None when it would be accepted
+        (an operator may hold or silence a rollout before its first event: then it gets its pipeline).
+        """
+        rid = item.get("rollout_id")
+        if "action" not in item or not isinstance(rid, str) or not rid or rid in self.by_rollout:
+            return None
+        scratch = Policy(self.config, signing_key=self.signing_key, instance=self.instance)
+        if at is not None and math.isfinite(at):
+            scratch.advance(at)
+        out = scratch.on_operator(item)
+        rejected = any(str(a.get("result", "")).startswith("rejected:") for a in out.audit)
+        return Step().add(out) if rejected else None
 
     def flush(self) -> Step:
         """Close every rollout's open batch (the end of a file)."""

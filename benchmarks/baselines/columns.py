@@ -97,11 +97,16 @@ class EventColumns:
             for dim, codes in seg_codes.items()
         }
         return cls(
-            ts=np.asarray(ts, dtype=np.float64), arm=np.asarray(arm, dtype=np.int64),
-            status=np.asarray(status, dtype=np.int64), latency_ms=np.asarray(lat, dtype=np.float64),
-            ttft_ms=np.asarray(ttft, dtype=np.float64), tokens_out=np.asarray(tout, dtype=np.float64),
-            cost_usd=np.asarray(cost, dtype=np.float64), format_valid=np.asarray(fv, dtype=np.int64),
-            eval_score=np.asarray(ev_score, dtype=np.float64), thumbs=np.asarray(thumbs, dtype=np.float64),
+            ts=np.asarray(ts, dtype=np.float64),
+            arm=np.asarray(arm, dtype=np.int64),
+            status=np.asarray(status, dtype=np.int64),
+            latency_ms=np.asarray(lat, dtype=np.float64),
+            ttft_ms=np.asarray(ttft, dtype=np.float64),
+            tokens_out=np.asarray(tout, dtype=np.float64),
+            cost_usd=np.asarray(cost, dtype=np.float64),
+            format_valid=np.asarray(fv, dtype=np.int64),
+            eval_score=np.asarray(ev_score, dtype=np.float64),
+            thumbs=np.asarray(thumbs, dtype=np.float64),
             segments=segments,
         )
 
@@ -123,11 +128,17 @@ class EventColumns:
         thumbs = b.thumbs.astype(np.float64)
         thumbs[b.thumbs < 0] = np.nan
         return cls(
-            ts=np.round(scenario.start_ts + b.t, 3), arm=b.arm.astype(np.int64),
+            ts=np.round(scenario.start_ts + b.t, 3),
+            arm=b.arm.astype(np.int64),
             status=b.status.astype(np.int64),
-            latency_ms=np.round(b.latency_ms, 1), ttft_ms=np.round(b.ttft_ms, 1), tokens_out=tout,
-            cost_usd=np.round(b.cost_usd, 8), format_valid=b.format_valid.astype(np.int64),
-            eval_score=np.round(b.eval_score, 4), thumbs=thumbs, segments=segments,
+            latency_ms=np.round(b.latency_ms, 1),
+            ttft_ms=np.round(b.ttft_ms, 1),
+            tokens_out=tout,
+            cost_usd=np.round(b.cost_usd, 8),
+            format_valid=b.format_valid.astype(np.int64),
+            eval_score=np.round(b.eval_score, 4),
+            thumbs=thumbs,
+            segments=segments,
         )
 
     def cohort_mask(self, cohort: Mapping[str, str] | None) -> B:

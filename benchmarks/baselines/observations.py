@@ -12,8 +12,20 @@ import numpy as np
 from .columns import F64, B, EventColumns
 
 OBSERVATIONS = (
-    "error", "timeout", "refusal", "format_invalid", "latency", "ttft", "tokens_out", "cost",
-    "eval_score", "thumbs", "log_latency", "log_ttft", "log_tokens_out", "log_cost",
+    "error",
+    "timeout",
+    "refusal",
+    "format_invalid",
+    "latency",
+    "ttft",
+    "tokens_out",
+    "cost",
+    "eval_score",
+    "thumbs",
+    "log_latency",
+    "log_ttft",
+    "log_tokens_out",
+    "log_cost",
 )
 
 

@@ -151,15 +151,29 @@ def _sample_columns(sample: Mapping[str, Any]) -> EventColumns:
     thumbs = sample["thumbs"].astype(np.float64)
     thumbs[sample["thumbs"] < 0] = np.nan
     return EventColumns(
-        ts=np.zeros(n), arm=np.ones(n, dtype=np.int64), status=sample["status"].astype(np.int64),
-        latency_ms=sample["latency_ms"], ttft_ms=sample["ttft_ms"], tokens_out=tout,
+        ts=np.zeros(n),
+        arm=np.ones(n, dtype=np.int64),
+        status=sample["status"].astype(np.int64),
+        latency_ms=sample["latency_ms"],
+        ttft_ms=sample["ttft_ms"],
+        tokens_out=tout,
         cost_usd=sample["cost_usd"],
-        format_valid=sample["format_valid"].astype(np.int64), eval_score=sample["eval_score"], thumbs=thumbs,
+        format_valid=sample["format_valid"].astype(np.int64),
+        eval_score=sample["eval_score"],
+        thumbs=thumbs,
     )
 
 
-def oracle_spec_for(scenario: Any, injection_index: int = 0, *, n_mc: int = 200_000, arm: str = "canary",
-                    tail: str = "binned", tail_quantile: float = 0.95, bins: int = 20) -> OracleSpec:
+def oracle_spec_for(
+    scenario: Any,
+    injection_index: int = 0,
+    *,
+    n_mc: int = 200_000,
+    arm: str = "canary",
+    tail: str = "binned",
+    tail_quantile: float = 0.95,
+    bins: int = 20,
+) -> OracleSpec:
     """Pre- and post-change parameters of the injected metric in the injected cohort, from the simulator.
 
     For ``latency_tail`` injections ``tail`` chooses the oracle: ``"binned"`` (likelihood ratio over
@@ -182,10 +196,12 @@ def oracle_spec_for(scenario: Any, injection_index: int = 0, *, n_mc: int = 200_
             spec.kind, spec.observation = "binned", "latency"
             edges = np.quantile(x0[v0], np.arange(1, bins) / bins)
             spec.edges = [float(e) for e in edges]
-            spec.probs0 = (np.bincount(np.searchsorted(edges, x0[v0], side="right"), minlength=bins)
-                           / v0.sum()).tolist()
-            spec.probs1 = (np.bincount(np.searchsorted(edges, x1[v1], side="right"), minlength=bins)
-                           / v1.sum()).tolist()
+            spec.probs0 = (
+                np.bincount(np.searchsorted(edges, x0[v0], side="right"), minlength=bins) / v0.sum()
+            ).tolist()
+            spec.probs1 = (
+                np.bincount(np.searchsorted(edges, x1[v1], side="right"), minlength=bins) / v1.sum()
+            ).tolist()
             return spec
         if tail != "exceedance":
             raise ValueError(f"tail must be 'binned' or 'exceedance', not {tail!r}")

@@ -627,5 +627,10 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    bridge.run()
+    try:
+        bridge.run()
+    except Exception as exc:  # Kafka unreachable or refusing our credentials: one line, exit 1, no traceback
+        log.debug("bridge stopped", exc_info=True)
+        print(f"rollguard: bridge stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0

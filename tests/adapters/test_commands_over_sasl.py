@@ -27,7 +27,7 @@ from controller_testkit import KEY, ROLLOUT, canary_flags, command, write_flags
 from rollguard.adapters.topic_contracts import default_topics_dir
 from rollguard.cli import main
 from rollguard.policy.commands.signing import signed
-from sasl_kit import PASSWORD, PASSWORD_ENV, client_kwargs, write_config
+from sasl_kit import PASSWORD, PASSWORD_ENV, USER, client_kwargs, write_config
 from services import Service, am_alerts, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
@@ -271,6 +271,7 @@ def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_
         last = err.strip().splitlines()[-1]  # before it, only kafka-python's own warnings (the bridge logs)
         assert last.startswith(expected[name]) and secured.broker.sasl_bootstrap in last, last
         assert name != "topics apply" or err.strip() == last, err  # it logs nothing else
+        assert f"over SASL_PLAINTEXT as {USER}" in last, last  # not just "unable to bootstrap"
     assert time.monotonic() - t0 < 60
 
 

@@ -11,7 +11,7 @@ cannot quietly fall back to plaintext because it builds its clients elsewhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,22 +70,51 @@ def load_connection(config_path: str | None, bootstrap: str | None) -> KafkaConn
     return connection_from(load_config(config_path), bootstrap, source=config_path)
 
 
+class KafkaUnreachable(RuntimeError):
+    """A client could not bootstrap over a secured listener: kafka-python reports a refused password or
+    a TLS mismatch as a bootstrap timeout, so the message says which security was tried."""
+
+
+def _reaching(bootstrap: str, security: KafkaSecurity, build: Callable[[], Any]) -> Any:
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailedError
+
+    try:
+        return build()
+    except (KafkaTimeoutError, KafkaConnectionError, SaslAuthenticationFailedError) as exc:
+        if security.protocol == "PLAINTEXT":
+            raise
+        who = f" as {security.username}" if security.uses_sasl else ""
+        raise KafkaUnreachable(
+            f"{exc} (over {security.protocol}{who}: is that the listener's protocol, and are the "
+            "worker.kafka credentials and TLS files right?)"
+        ) from exc
+
+
 def consumer(bootstrap: str, security: KafkaSecurity, *topics: str, **settings: Any) -> Any:
     """A kafka-python ``KafkaConsumer`` over ``security``."""
     from kafka.consumer.group import KafkaConsumer
 
-    return KafkaConsumer(*topics, bootstrap_servers=bootstrap, **security.kafka_python_kwargs(), **settings)
+    kwargs = security.kafka_python_kwargs()
+    return _reaching(
+        bootstrap, security, lambda: KafkaConsumer(*topics, bootstrap_servers=bootstrap, **kwargs, **settings)
+    )
 
 
 def producer(bootstrap: str, security: KafkaSecurity, **settings: Any) -> Any:
     """A kafka-python ``KafkaProducer`` over ``security``."""
     from kafka.producer.kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=bootstrap, **security.kafka_python_kwargs(), **settings)
+    kwargs = security.kafka_python_kwargs()
+    return _reaching(
+        bootstrap, security, lambda: KafkaProducer(bootstrap_servers=bootstrap, **kwargs, **settings)
+    )
 
 
 def admin(bootstrap: str, security: KafkaSecurity, **settings: Any) -> Any:
     """A kafka-python ``KafkaAdminClient`` over ``security``."""
     from kafka.admin import KafkaAdminClient
 
-    return KafkaAdminClient(bootstrap_servers=bootstrap, **security.kafka_python_kwargs(), **settings)
+    kwargs = security.kafka_python_kwargs()
+    return _reaching(
+        bootstrap, security, lambda: KafkaAdminClient(bootstrap_servers=bootstrap, **kwargs, **settings)
+    )

@@ -36,9 +36,11 @@ class KafkaConnection:
     bootstrap: str | None
     security: KafkaSecurity = field(default=PLAINTEXT)
 
-    def required_bootstrap(self, hint: str = "pass --bootstrap") -> str:
+    def required_bootstrap(self) -> str:
         if not self.bootstrap:
-            raise KafkaSetupError(f"no Kafka: {hint}, or set worker.kafka.bootstrap (or ROLLGUARD_BOOTSTRAP)")
+            raise KafkaSetupError(
+                "no Kafka: pass --bootstrap, or set worker.kafka.bootstrap (or ROLLGUARD_BOOTSTRAP)"
+            )
         return self.bootstrap
 
 

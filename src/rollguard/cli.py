@@ -10,9 +10,21 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _topics_apply(args: argparse.Namespace) -> int:
+    from rollguard.adapters.kafka_clients import KafkaSetupError, load_connection
     from rollguard.adapters.topics_admin import run_topics_apply
+    from rollguard.settings.config import ConfigError
 
-    return run_topics_apply(bootstrap=args.bootstrap, topics_dir=args.dir, dry_run=args.dry_run)
+    try:
+        connection = load_connection(args.config, args.bootstrap)
+        bootstrap = connection.required_bootstrap()
+    except ConfigError as exc:
+        return bad_config(exc)
+    except KafkaSetupError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
+        return 2
+    return run_topics_apply(
+        bootstrap=bootstrap, topics_dir=args.dir, dry_run=args.dry_run, security=connection.security
+    )
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -189,7 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply = topics_sub.add_parser(
         "apply", help="create missing topics; report (never change) existing ones whose settings differ"
     )
-    apply.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    apply.add_argument(
+        "--bootstrap", default=None,
+        help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT] (default: worker.kafka.bootstrap of --config)",
+    )  # fmt: skip
+    apply.add_argument(
+        "--config", default=None, help="rollguard config file (YAML): the cluster's worker.kafka section"
+    )
     apply.add_argument("--dir", default=None, help="topic contract directory (default: topics/)")
     apply.add_argument("--dry-run", action="store_true", help="report what would be created, create nothing")
     apply.set_defaults(handler=_topics_apply)
@@ -293,12 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     flagd = controller_sub.add_parser(
         "flagd", help="apply signed commands to an OpenFeature flagd flags file (JSON) and ack each one"
     )
-    flagd.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    flagd.add_argument(
+        "--bootstrap", default=None,
+        help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT] (default: worker.kafka.bootstrap of --config)",
+    )  # fmt: skip
     flagd.add_argument("--flags", required=True, help="the flagd flag definitions file (JSON) to edit")
     flagd.add_argument("--key-file", required=True, help="file holding the HMAC key commands are signed with")
     flagd.add_argument(
-        "--config", default=None, help="rollguard config file (YAML) with a controller: section"
-    )
+        "--config", default=None,
+        help="rollguard config file (YAML): its controller section, and worker.kafka to reach the cluster",
+    )  # fmt: skip
     flagd.add_argument(
         "--accept-unsigned", action="store_true", help='also apply unsigned commands (signature "")'
     )
@@ -321,11 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
         "alertmanager",
         help="post the alert topics to Alertmanager's v2 API (re-posts firing, never drops a resolve)",
     )
-    am.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")
+    am.add_argument(
+        "--bootstrap", default=None,
+        help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT] (default: worker.kafka.bootstrap of --config)",
+    )  # fmt: skip
     am.add_argument("--url", required=True, help="Alertmanager's base URL, e.g. http://alertmanager:9093")
     am.add_argument(
-        "--config", default=None, help="rollguard config file (YAML): the bridge.alertmanager section"
-    )
+        "--config", default=None,
+        help="rollguard config file (YAML): bridge.alertmanager, and worker.kafka for the cluster",
+    )  # fmt: skip
     am.add_argument(
         "--group-id",
         default=None,

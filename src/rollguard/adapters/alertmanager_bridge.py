@@ -64,7 +64,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.producer.kafka import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from rollguard.adapters import dead_letter
+from rollguard.adapters import dead_letter, kafka_clients
 from rollguard.adapters.alertmanager_alerts import (
     AlertRecord,
     Delivered,
@@ -73,6 +73,8 @@ from rollguard.adapters.alertmanager_alerts import (
     parse_alert,
     to_alertmanager,
 )
+from rollguard.adapters.kafka_clients import PLAINTEXT, KafkaSetupError, connection_from
+from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
 from rollguard.domain.events import EventError
 from rollguard.settings.bridge import AlertmanagerBridgeSettings
@@ -183,6 +185,7 @@ class AlertmanagerBridge:
     group_id: str | None = None
     clock: Callable[[], float] = time.time
     stats: BridgeStats = field(default_factory=BridgeStats)
+    security: KafkaSecurity = PLAINTEXT
 
     def __post_init__(self) -> None:
         self.group = self.group_id or self.settings.group_id
@@ -202,8 +205,9 @@ class AlertmanagerBridge:
     # ------------------------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        consumer = kafka_clients.consumer(
+            self.bootstrap,
+            self.security,
             group_id=self.group,
             client_id=WORKER_NAME,
             enable_auto_commit=False,
@@ -217,7 +221,9 @@ class AlertmanagerBridge:
             heartbeat_interval_ms=3_000,
         )
         self._consumer = consumer
-        self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", client_id=WORKER_NAME)
+        self._producer = kafka_clients.producer(
+            self.bootstrap, self.security, acks="all", client_id=WORKER_NAME
+        )
         consumer.subscribe(list(self.topics.alerts), listener=_Listener(self))
         log.info(
             "bridge: %s -> %s/api/v2/alerts (group %s, re-post every %gs)",
@@ -520,8 +526,9 @@ class AlertmanagerBridge:
 
     def _fold(self, targets: dict[TopicPartition, int]) -> int:
         """Read [beginning, target) of each partition with a group-less consumer and fold it in."""
-        reader = KafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+        reader = kafka_clients.consumer(
+            self.bootstrap,
+            self.security,
             group_id=None,
             enable_auto_commit=False,
             client_id=f"{WORKER_NAME}-rebuild",
@@ -587,6 +594,12 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
         return 2
+    try:
+        connection = connection_from(config, args.bootstrap, source=args.config)
+        bootstrap = connection.required_bootstrap()
+    except KafkaSetupError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
+        return 2
     parsed = urllib.parse.urlsplit(args.url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         print(f"rollguard: --url must be Alertmanager's http(s) URL, got {args.url!r}", file=sys.stderr)
@@ -600,7 +613,12 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
         print(f"rollguard: bad topic contracts: {exc}", file=sys.stderr)
         return 2
     bridge = AlertmanagerBridge(
-        args.bootstrap, args.url, topics, config.bridge.alertmanager, group_id=args.group_id
+        bootstrap,
+        args.url,
+        topics,
+        config.bridge.alertmanager,
+        group_id=args.group_id,
+        security=connection.security,
     )
 
     def stop(signum: int, _frame: object) -> None:
@@ -609,5 +627,10 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    bridge.run()
+    try:
+        bridge.run()
+    except Exception as exc:  # Kafka unreachable or refusing our credentials: one line, exit 1, no traceback
+        log.debug("bridge stopped", exc_info=True)
+        print(f"rollguard: bridge stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0

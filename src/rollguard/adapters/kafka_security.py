@@ -7,8 +7,12 @@ The worker (faust-streaming on aiokafka), its read-back consumer (aiokafka) and 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from rollguard.settings.worker import KafkaSettings
 
 PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -70,3 +74,28 @@ class KafkaSecurity:
     def kafka_python_kwargs(self) -> dict[str, Any]:
         """kafka-python names these settings as aiokafka does (aiokafka began as its asyncio port)."""
         return self.aiokafka_kwargs()
+
+
+def security_of(kafka: KafkaSettings, environ: Mapping[str, str]) -> KafkaSecurity | str:
+    """The client security the ``worker.kafka`` settings describe, or why it cannot be built (a missing
+    password, or a user name the environment made necessary). Every command that talks to Kafka builds
+    its security here (:mod:`rollguard.adapters.kafka_clients`), so they all follow one rule."""
+    password = None
+    if kafka.security_protocol.startswith("SASL_"):
+        if not kafka.sasl_username:
+            return f"worker.kafka.sasl_username: required with security_protocol {kafka.security_protocol}"
+        name = kafka.sasl_password_env or "ROLLGUARD_KAFKA_SASL_PASSWORD"
+        password = environ.get(name)
+        if not password:
+            return (
+                f"worker.kafka: {kafka.security_protocol} needs a password in the environment variable {name}"
+            )
+    return KafkaSecurity(
+        kafka.security_protocol,
+        kafka.sasl_mechanism,
+        kafka.sasl_username,
+        password,
+        kafka.ssl_cafile,
+        kafka.ssl_certfile,
+        kafka.ssl_keyfile,
+    )

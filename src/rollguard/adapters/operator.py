@@ -28,10 +28,18 @@ from typing import Any, Final
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from rollguard.adapters.kafka_clients import (
+    BOOTSTRAP_DEFAULT,
+    CONFIG_HELP,
+    KafkaConnection,
+    KafkaSetupError,
+    load_connection,
+)
 from rollguard.policy.alerts.manager import parse_matchers
 from rollguard.policy.alerts.records import digest
 from rollguard.policy.operators import public_bytes, sign_action
 from rollguard.settings.alerts import KIND_STATES
+from rollguard.settings.config import ConfigError
 
 KEY_ENV: Final = "ROLLGUARD_OPERATOR_KEY"
 DEFAULT_TTL_S: Final = 900.0
@@ -171,19 +179,23 @@ def params_of(args: argparse.Namespace, issued_at: float) -> dict[str, Any]:
     return p
 
 
-def deliver(action: dict[str, Any], args: argparse.Namespace) -> str:
+def deliver(
+    action: dict[str, Any], args: argparse.Namespace, connection: KafkaConnection | None = None
+) -> str:
     """Publish on the control topic (key = rollout id) and wait for the broker, or append to a file."""
     line = orjson.dumps(action, option=orjson.OPT_SORT_KEYS)
     if args.to_file:
         with open(args.to_file, "ab") as fh:
             fh.write(line + b"\n")
         return f"appended to {args.to_file}"
-    from kafka.producer import KafkaProducer
-
+    from rollguard.adapters.kafka_clients import producer as kafka_producer
     from rollguard.adapters.topic_contracts import load_topics, topic_for_role
 
+    connection = connection or KafkaConnection(args.bootstrap)
     topic = topic_for_role(load_topics(args.topics_dir), "control").name
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", client_id="rollguard-operator")
+    producer = kafka_producer(
+        connection.required_bootstrap(), connection.security, acks="all", client_id="rollguard-operator"
+    )
     try:
         meta = producer.send(topic, key=str(action["rollout_id"]).encode(), value=line).get(timeout=30)
     finally:
@@ -205,8 +217,14 @@ def run_operator(args: argparse.Namespace) -> int:
         if not key_path:
             raise OperatorError(f"no key: pass --key-file or set {KEY_ENV}")
         key = read_key_file(key_path)
-        if not args.to_file and not args.bootstrap:
-            raise OperatorError("say where to: --bootstrap HOST:PORT (the control topic) or --to-file FILE")
+        connection = None
+        if not args.to_file:
+            connection = load_connection(args.config, args.bootstrap)
+            if not connection.bootstrap:
+                raise OperatorError(
+                    "say where to: --bootstrap HOST:PORT (the control topic; or worker.kafka.bootstrap of "
+                    "--config) or --to-file FILE"
+                )
         issued_at = args.at if args.at is not None else time.time()
         action = build_action(
             ACTIONS[args.op],
@@ -219,11 +237,15 @@ def run_operator(args: argparse.Namespace) -> int:
     except FileExistsError:
         print(f"rollguard: {args.out} exists: a key is never overwritten", file=sys.stderr)
         return 2
-    except OperatorError as exc:
+    except (OperatorError, KafkaSetupError) as exc:
         print(f"rollguard: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(f"rollguard: bad config: {line}", file=sys.stderr)
+        return 2
     try:
-        where = deliver(action, args)
+        where = deliver(action, args, connection)
     except Exception as exc:  # Kafka unreachable, topic missing, file not writable: one line
         print(f"rollguard: not delivered: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -241,9 +263,12 @@ def add_operator_parser(sub: Any) -> None:
         p: argparse.ArgumentParser = ops.add_parser(name, help=help_)
         p.add_argument("rollout", metavar="ROLLOUT", help="the rollout id")
         where = p.add_mutually_exclusive_group()
-        where.add_argument("--bootstrap", help="publish on the control topic of this Kafka (HOST:PORT)")
+        where.add_argument(
+            "--bootstrap", help=f"publish on the control topic of this Kafka (HOST:PORT; {BOOTSTRAP_DEFAULT})"
+        )
         where.add_argument("--to-file", metavar="FILE", help="append to a `rollguard replay --inputs` file")
         p.add_argument("--key-file", help=f"the operator's key (default: ${KEY_ENV})")
+        p.add_argument("--config", default=None, help=CONFIG_HELP)
         p.add_argument(
             "--at", type=float, default=None, metavar="TS",
             help="issued_at, epoch seconds (default: now; for a replay, an event time of its traffic)",

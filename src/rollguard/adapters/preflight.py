@@ -26,6 +26,15 @@ from typing import Any, Final
 
 import orjson
 
+from rollguard.adapters.kafka_clients import (
+    BOOTSTRAP_DEFAULT,
+    PLAINTEXT,
+    KafkaSetupError,
+    connection_from,
+    consumer,
+    producer,
+)
+from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.policy.commands.signing import verify_command
 
 EXIT_READY: Final = 0
@@ -71,16 +80,18 @@ class ControlTopicReadiness:
     ``--wait`` polls every second, and re-reading the partition from its beginning each time would
     cost a new connection and the whole partition's history per look)."""
 
-    def __init__(self, bootstrap: str, topic: str, rollout_id: str) -> None:
-        from kafka.consumer import KafkaConsumer
+    def __init__(
+        self, bootstrap: str, topic: str, rollout_id: str, security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         from kafka.structs import TopicPartition
 
         from rollguard.adapters.worker.topics import partition_for
 
         self.rollout_id = rollout_id
         self.best: dict[str, Any] | None = None
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self.consumer = consumer(
+            bootstrap,
+            security,
             enable_auto_commit=False,
             group_id=None,
             client_id="rollguard-preflight",
@@ -195,7 +206,16 @@ def _config_and_key(path: str | None) -> tuple[Any, bytes | None]:
     return config, resolve_signing_key(c.signing_key, c.signing_key_env, os.environ)
 
 
-def _ask_rehearsal(args: argparse.Namespace, topic: str) -> str:
+def _connection(config: Any, args: argparse.Namespace) -> tuple[str | None, KafkaSecurity]:
+    """The Kafka to read (``--bootstrap``, else the config's ``worker.kafka``) and its security."""
+    try:
+        connection = connection_from(config, args.bootstrap, source=args.config)
+    except KafkaSetupError as exc:
+        raise PreflightError(str(exc)) from exc
+    return connection.bootstrap, connection.security
+
+
+def _ask_rehearsal(args: argparse.Namespace, topic: str, security: KafkaSecurity) -> str:
     from rollguard.adapters.operator import KEY_ENV, OperatorError, build_action, read_key_file
 
     key_path = args.key_file or os.environ.get(KEY_ENV)
@@ -209,26 +229,26 @@ def _ask_rehearsal(args: argparse.Namespace, topic: str) -> str:
     action = build_action(
         REHEARSE_ACTION, args.rollout, {"comment": "rollguard preflight"}, key, issued_at=now
     )
-    from kafka.producer import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks="all", client_id="rollguard-preflight")
+    sender = producer(args.bootstrap, security, acks="all", client_id="rollguard-preflight")
     try:
-        producer.send(topic, key=args.rollout.encode("utf-8"), value=orjson.dumps(action)).get(timeout=30)
+        sender.send(topic, key=args.rollout.encode("utf-8"), value=orjson.dumps(action)).get(timeout=30)
     finally:
-        producer.close(timeout=10)
+        sender.close(timeout=10)
     return str(action["command_id"])
 
 
 def run_preflight(args: argparse.Namespace) -> int:
     """The CLI entry point (see the module docstring for the exit codes)."""
     try:
+        config, key = _config_and_key(args.config)
+        args.bootstrap, security = _connection(config, args)
         if not args.bootstrap and not args.status_url:
             raise PreflightError(
-                "say where to look: --bootstrap HOST:PORT (the control topic) or --status-url URL"
+                "say where to look: --bootstrap HOST:PORT (the control topic; or worker.kafka.bootstrap of "
+                "--config) or --status-url URL"
             )
         if args.rehearse and not args.bootstrap:
             raise PreflightError("--rehearse publishes on the control topic: it needs --bootstrap")
-        _, key = _config_and_key(args.config)
         topic = None
         if args.bootstrap:
             from rollguard.adapters.topic_contracts import TopicContractError, load_topics, topic_for_role
@@ -240,7 +260,7 @@ def run_preflight(args: argparse.Namespace) -> int:
         with ExitStack() as stack:
             control = None
             if topic is not None and not args.status_url:
-                control = ControlTopicReadiness(args.bootstrap, topic, args.rollout)
+                control = ControlTopicReadiness(args.bootstrap, topic, args.rollout, security)
                 stack.callback(control.close)
             before = None
             if args.rehearse:
@@ -248,10 +268,10 @@ def run_preflight(args: argparse.Namespace) -> int:
                 known = (
                     control.latest(30.0)
                     if control is not None
-                    else _latest_on_topic(args.bootstrap, topic, args.rollout)
+                    else _latest_on_topic(args.bootstrap, topic, args.rollout, security)
                 )
                 before = int(known["sequence"]) if known is not None else 0
-                command_id = _ask_rehearsal(args, topic)
+                command_id = _ask_rehearsal(args, topic, security)
                 print(f"asked for a revert rehearsal of {args.rollout}: {command_id}", file=sys.stderr)
             deadline = time.monotonic() + (args.wait or (120.0 if args.rehearse else 0.0))
             while True:
@@ -288,9 +308,11 @@ def run_preflight(args: argparse.Namespace) -> int:
     return EXIT_READY if record.get("ready") else EXIT_NOT_READY
 
 
-def _latest_on_topic(bootstrap: str, topic: str, rollout_id: str) -> dict[str, Any] | None:
+def _latest_on_topic(
+    bootstrap: str, topic: str, rollout_id: str, security: KafkaSecurity
+) -> dict[str, Any] | None:
     """The readiness last published on the control topic (one look, the consumer closed after)."""
-    control = ControlTopicReadiness(bootstrap, topic, rollout_id)
+    control = ControlTopicReadiness(bootstrap, topic, rollout_id, security)
     try:
         return control.latest(30.0)
     finally:
@@ -313,11 +335,15 @@ def add_preflight_parser(sub: Any) -> None:
     )
     p.add_argument("rollout", metavar="ROLLOUT", help="the rollout id")
     p.add_argument(
-        "--bootstrap", help="read the readiness records on the control topic of this Kafka (HOST:PORT)"
+        "--bootstrap",
+        help=f"read the readiness records on the control topic of this Kafka (HOST:PORT; "
+        f"{BOOTSTRAP_DEFAULT})",
     )
     p.add_argument("--status-url", help="or ask a worker (its web address, e.g. http://localhost:6066)")
     p.add_argument(
-        "--config", default=None, help="rollguard's config (the command signing key checks records)"
+        "--config",
+        default=None,
+        help="rollguard's config: the command signing key checks records; worker.kafka reaches the cluster",
     )
     p.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     p.add_argument(

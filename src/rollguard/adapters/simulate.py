@@ -36,6 +36,9 @@ from typing import Any, Final
 
 import orjson
 
+from rollguard.adapters.kafka_clients import BOOTSTRAP_DEFAULT, CONFIG_HELP, KafkaSetupError, load_connection
+from rollguard.adapters.kafka_security import KafkaSecurity
+from rollguard.settings.config import ConfigError
 from rollguard.sim import (
     INJECTION_METRICS,
     Injection,
@@ -164,7 +167,18 @@ def send_paced(
 
 def run_simulate(args: argparse.Namespace) -> int:
     """The CLI entry point: 0 done, 2 bad arguments, 1 Kafka or the file failed."""
-    to_kafka = args.bootstrap is not None
+    connection = None
+    if args.bootstrap is not None or not args.out:  # Kafka asked for, or the config's Kafka by default
+        try:
+            connection = load_connection(args.config, args.bootstrap)
+        except ConfigError as exc:
+            for line in exc.lines():
+                print(f"rollguard: bad config: {line}", file=sys.stderr)
+            return 2
+        except KafkaSetupError as exc:
+            print(f"rollguard: {exc}", file=sys.stderr)
+            return 2
+    to_kafka = connection is not None and connection.bootstrap is not None
     if not to_kafka and not args.out:
         print("rollguard: say where to: --out FILE (or -) or --bootstrap HOST:PORT", file=sys.stderr)
         return 2
@@ -191,7 +205,8 @@ def run_simulate(args: argparse.Namespace) -> int:
                 file=sys.stderr if args.out == "-" else sys.stdout,
             )
             return 0
-        n = _to_kafka(sc, args)
+        assert connection is not None and connection.bootstrap is not None
+        n = _to_kafka(sc, args, connection.bootstrap, connection.security)
     except KeyboardInterrupt:
         print("rollguard: simulate stopped", file=sys.stderr)
         return 130
@@ -204,7 +219,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     except Exception as exc:  # the broker: one line
         print(f"rollguard: simulate stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"simulated {what}: {n} events -> {args.topic_name} at {args.bootstrap}")
+    print(f"simulated {what}: {n} events -> {args.topic_name} at {connection.bootstrap}")
     return 0
 
 
@@ -225,17 +240,15 @@ def _to_file(sc: Scenario, out: str) -> int:
     return n
 
 
-def _to_kafka(sc: Scenario, args: argparse.Namespace) -> int:
-    from kafka.producer import KafkaProducer
-
+def _to_kafka(sc: Scenario, args: argparse.Namespace, bootstrap: str, security: KafkaSecurity) -> int:
+    from rollguard.adapters.kafka_clients import producer as kafka_producer
     from rollguard.adapters.topic_contracts import load_topics, topic_for_role
 
     topic = args.topic or topic_for_role(load_topics(args.topics_dir), "events").name
     args.topic_name = topic
-    producer = KafkaProducer(
-        bootstrap_servers=args.bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024,
-        client_id="rollguard-simulate",
-    )  # fmt: skip
+    producer = kafka_producer(
+        bootstrap, security, acks="all", linger_ms=20, batch_size=256 * 1024, client_id="rollguard-simulate"
+    )
     failures: list[BaseException] = []
 
     def send(key: bytes, value: bytes) -> None:
@@ -282,8 +295,11 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--rollout-id", default=None, help="default: SCENARIO-SEED")
     p.add_argument("--out", default=None, metavar="FILE", help="write JSON lines here (- for stdout)")
     p.add_argument(
-        "--bootstrap", default=None, help="send to Kafka instead (HOST:PORT), present-day timestamps"
-    )
+        "--bootstrap", default=None,
+        help="send to Kafka instead (HOST:PORT), present-day timestamps "
+        f"(without --out: {BOOTSTRAP_DEFAULT})",
+    )  # fmt: skip
+    p.add_argument("--config", default=None, help=CONFIG_HELP)
     p.add_argument("--topic", default=None, help="default: the events topic of the topic contracts")
     p.add_argument("--topics-dir", default=None, help="topic contract directory (default: topics/)")
     p.add_argument("--speed", type=float, default=1.0,

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
+from rollguard.adapters.kafka_clients import PLAINTEXT, admin
+from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics
 
 EXIT_OK: Final = 0
@@ -139,17 +141,17 @@ def exit_code(plan: TopicPlan) -> int:
 # ------------------------------------------------------------------------------------------ Kafka side
 
 
-def _existing_topics(admin: Any, names: Sequence[str]) -> dict[str, ExistingTopic]:
+def _existing_topics(client: Any, names: Sequence[str]) -> dict[str, ExistingTopic]:
     """Describe the named topics that exist (partitions, replication, and the configs we declare)."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    present = set(admin.list_topics())
+    present = set(client.list_topics())
     wanted = [n for n in names if n in present]
     if not wanted:
         return {}
-    described = {t["name"]: t for t in admin.describe_topics(wanted) if t.get("error_code", 0) == 0}
+    described = {t["name"]: t for t in client.describe_topics(wanted) if t.get("error_code", 0) == 0}
     resources = [ConfigResource(ConfigResourceType.TOPIC, name, None) for name in described]
-    configs = admin.describe_configs(resources, config_filter="all").get("topic", {})
+    configs = client.describe_configs(resources, config_filter="all").get("topic", {})
     out: dict[str, ExistingTopic] = {}
     for name, meta in described.items():
         partitions = meta.get("partitions") or []
@@ -161,23 +163,24 @@ def _existing_topics(admin: Any, names: Sequence[str]) -> dict[str, ExistingTopi
 
 
 def apply_specs(
-    bootstrap: str, specs: Sequence[TopicSpec], *, dry_run: bool = False, timeout_s: float = 30.0
+    bootstrap: str,
+    specs: Sequence[TopicSpec],
+    *,
+    dry_run: bool = False,
+    timeout_s: float = 30.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> tuple[TopicPlan, list[str]]:
     """Plan against the cluster and create the missing topics (unless ``dry_run``).
 
     Returns the plan and the names actually created. A topic that appears concurrently (someone else
     created it between our describe and create) is compared like any existing topic.
     """
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="rollguard-topics-apply",
-        request_timeout_ms=int(timeout_s * 1000),
+    client = admin(
+        bootstrap, security, client_id="rollguard-topics-apply", request_timeout_ms=int(timeout_s * 1000)
     )
     try:
         names = [s.name for s in specs]
-        plan = plan_topics(specs, _existing_topics(admin, names))
+        plan = plan_topics(specs, _existing_topics(client, names))
         created: list[str] = []
         if dry_run or not plan.create:
             return plan, created
@@ -189,7 +192,7 @@ def apply_specs(
             }
             for s in plan.create
         }
-        response = admin.create_topics(request, timeout_ms=int(timeout_s * 1000), raise_errors=False)
+        response = client.create_topics(request, timeout_ms=int(timeout_s * 1000), raise_errors=False)
         raced: list[str] = []
         errors: list[str] = []
         for result in response.get("topics", []):
@@ -203,11 +206,11 @@ def apply_specs(
         if errors:
             raise RuntimeError("could not create topics: " + "; ".join(errors))
         if created:
-            admin.wait_for_topics(created, timeout_ms=int(timeout_s * 1000))
+            client.wait_for_topics(created, timeout_ms=int(timeout_s * 1000))
         if raced:
             # It exists but our metadata view had not caught up: wait for it, then compare it.
-            admin.wait_for_topics(raced, timeout_ms=int(timeout_s * 1000))
-            again = plan_topics([s for s in specs if s.name in raced], _existing_topics(admin, raced))
+            client.wait_for_topics(raced, timeout_ms=int(timeout_s * 1000))
+            again = plan_topics([s for s in specs if s.name in raced], _existing_topics(client, raced))
             if again.create:
                 raise RuntimeError(
                     f"topics reported as existing but not visible: {[s.name for s in again.create]}"
@@ -217,10 +220,17 @@ def apply_specs(
             plan.differing.update(again.differing)
         return plan, created
     finally:
-        admin.close()
+        client.close()
 
 
-def run_topics_apply(bootstrap: str, topics_dir: str | None, dry_run: bool, out: TextIO | None = None) -> int:
+def run_topics_apply(
+    bootstrap: str,
+    topics_dir: str | None,
+    dry_run: bool,
+    out: TextIO | None = None,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> int:
     """The CLI command: load contracts, apply them, print the report; returns the exit code."""
     out = out or sys.stdout
     try:
@@ -232,7 +242,7 @@ def run_topics_apply(bootstrap: str, topics_dir: str | None, dry_run: bool, out:
     mode = " (dry run: nothing is created)" if dry_run else ""
     print(f"topics apply: {len(specs)} contracts from {where} against {bootstrap}{mode}", file=out)
     try:
-        plan, created = apply_specs(bootstrap, specs, dry_run=dry_run)
+        plan, created = apply_specs(bootstrap, specs, dry_run=dry_run, security=security)
     except Exception as exc:  # unreachable broker, authorization, ...: a message, not a traceback
         print(f"topics apply: failed against {bootstrap}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,10 +1,12 @@
 """The ``worker`` section: how ``rollguard worker`` connects to Kafka and runs (:class:`WorkerSettings`).
 
-Only the streaming worker (:mod:`rollguard.adapters.worker`) reads it, but it is checked with the rest
-of the file, so a bad value fails every command at start, not the worker at its first use. Secrets are
-never written in the file: ``kafka.sasl_password_env`` names the environment variable that holds the
-password, and every connection setting can be overridden from the environment (``ROLLGUARD_BOOTSTRAP``,
-``ROLLGUARD_KAFKA_SECURITY_PROTOCOL``, ``ROLLGUARD_KAFKA_SASL_MECHANISM``, ``ROLLGUARD_KAFKA_SASL_USERNAME``).
+The streaming worker (:mod:`rollguard.adapters.worker`) reads all of it; ``kafka`` is also how every
+other command that talks to Kafka reaches the cluster (:mod:`rollguard.adapters.kafka_clients`). It is
+checked with the rest of the file, so a bad value fails every command at start, not the worker at its
+first use. Secrets are never written in the file: ``kafka.sasl_password_env`` names the environment
+variable that holds the password, and every connection setting can be overridden from the environment
+(``ROLLGUARD_BOOTSTRAP``, ``ROLLGUARD_KAFKA_SECURITY_PROTOCOL``, ``ROLLGUARD_KAFKA_SASL_MECHANISM``,
+``ROLLGUARD_KAFKA_SASL_USERNAME``).
 
 Example::
 

@@ -8,42 +8,22 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 from kafka import KafkaProducer
 from worker_kit import get_json, make_topics, wait_ready, worker_command, write_contracts
 
 import kafka_broker
 from kafka_broker import free_port
+from sasl_kit import PASSWORD, PASSWORD_ENV, client_kwargs, write_config
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
-USER, PASSWORD = "rollguard", "s3cret-for-tests"
-
-
-@pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka_broker.Broker]:
-    broker = kafka_broker.start(tmp_path_factory.mktemp("sasl-kafka"), sasl_user=f"{USER}:{PASSWORD}")
-    try:
-        yield broker
-    finally:
-        kafka_broker.stop(broker)
 
 
 def _config(tmp_path: Path, broker: kafka_broker.Broker, port: int) -> Path:
-    config = tmp_path / "rollguard.yaml"
-    kafka = {
-        "bootstrap": broker.sasl_bootstrap,
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": "PLAIN",
-        "sasl_username": USER,
-        "sasl_password_env": "RG_TEST_KAFKA_PASSWORD",
-    }
-    config.write_text(yaml.safe_dump({"worker": {"web_port": port, "kafka": kafka}}))
-    return config
+    return write_config(tmp_path / "rollguard.yaml", broker, worker={"web_port": port})
 
 
 def test_the_worker_runs_over_sasl_plain_with_the_password_from_the_environment(
@@ -53,13 +33,7 @@ def test_the_worker_runs_over_sasl_plain_with_the_password_from_the_environment(
     contracts = write_contracts(topics, tmp_path / "topics")
     port = free_port()
     config = _config(tmp_path, sasl_broker, port)
-    producer = KafkaProducer(
-        bootstrap_servers=sasl_broker.sasl_bootstrap,
-        security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="PLAIN",
-        sasl_plain_username=USER,
-        sasl_plain_password=PASSWORD,
-    )
+    producer = KafkaProducer(**client_kwargs(sasl_broker))
     n = 400
     for i in range(n):
         ev = {
@@ -74,7 +48,7 @@ def test_the_worker_runs_over_sasl_plain_with_the_password_from_the_environment(
         producer.send(topics.events, key=b"secure", value=orjson.dumps(ev))
     producer.flush()
     producer.close()
-    env = {**os.environ, "RG_TEST_KAFKA_PASSWORD": PASSWORD}
+    env = {**os.environ, PASSWORD_ENV: PASSWORD}
     env.pop("ROLLGUARD_BOOTSTRAP", None)
     cmd = worker_command(None, config, contracts, f"sasl-{topics.events}", tmp_path / "data")
     log = (tmp_path / "worker.log").open("wb")
@@ -97,7 +71,7 @@ def test_a_wrong_password_stops_the_worker_at_start_with_one_line(
     topics = make_topics(sasl_broker.bootstrap)
     contracts = write_contracts(topics, tmp_path / "topics")
     config = _config(tmp_path, sasl_broker, free_port())
-    env = {**os.environ, "RG_TEST_KAFKA_PASSWORD": "wrong"}
+    env = {**os.environ, PASSWORD_ENV: "wrong"}
     cmd = worker_command(None, config, contracts, "sasl-wrong", tmp_path / "data")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 1

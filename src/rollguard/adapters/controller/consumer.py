@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from kafka.consumer import KafkaConsumer
-from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
 from rollguard.adapters.controller.flag_file import FlagFileError, read_flags
 from rollguard.adapters.controller.handler import FlagdFileController
 from rollguard.adapters.controller.state import ControllerState
+from rollguard.adapters.kafka_clients import PLAINTEXT, KafkaSetupError, consumer, load_connection, producer
+from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
 from rollguard.settings.config import ConfigError
 from rollguard.settings.controller import load_controller_settings
@@ -54,22 +54,22 @@ def serve(
     stop: threading.Event,
     *,
     poll_timeout_ms: int = 200,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Answer commands until ``stop`` is set; offsets are committed message by message after the ack."""
-    consumer = KafkaConsumer(
+    reader = consumer(
+        bootstrap,
+        security,
         topics.control,
-        bootstrap_servers=bootstrap,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id=f"{group_id}-consumer",
     )
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, client_id=f"{group_id}-acks"
-    )
+    sender = producer(bootstrap, security, acks="all", linger_ms=0, client_id=f"{group_id}-acks")
     try:
         while not stop.is_set():
-            polled = consumer.poll(timeout_ms=poll_timeout_ms)
+            polled = reader.poll(timeout_ms=poll_timeout_ms)
             for tp, records in polled.items():
                 for rec in records:
                     if stop.is_set():
@@ -77,11 +77,11 @@ def serve(
                     ack = controller.handle(rec.value)
                     if ack is not None:
                         key = str(ack["rollout_id"]).encode()
-                        producer.send(topics.acks, key=key, value=orjson.dumps(ack)).get(timeout=30)
-                    consumer.commit({tp: OffsetAndMetadata(rec.offset + 1, "", -1)})
+                        sender.send(topics.acks, key=key, value=orjson.dumps(ack)).get(timeout=30)
+                    reader.commit({tp: OffsetAndMetadata(rec.offset + 1, "", -1)})
     finally:
-        producer.close(timeout=10)
-        consumer.close(autocommit=False)
+        sender.close(timeout=10)
+        reader.close(autocommit=False)
 
 
 def read_key_file(path: Path) -> bytes:
@@ -99,8 +99,13 @@ def run_flagd_controller(args: argparse.Namespace) -> int:
     )
     try:
         settings = load_controller_settings(args.config)
+        connection = load_connection(args.config, args.bootstrap)
+        bootstrap = connection.required_bootstrap()
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
+        return 2
+    except KafkaSetupError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
         return 2
     try:
         key = read_key_file(Path(args.key_file))
@@ -126,14 +131,15 @@ def run_flagd_controller(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     log.info(
         "flagd controller on %s: %s -> %s, acks to %s, state in %s",
-        args.bootstrap,
+        bootstrap,
         topics.control,
         flags,
         topics.acks,
         state.path,
     )
     try:
-        serve(controller, args.bootstrap, topics, getattr(args, "group_id", None) or settings.group_id, stop)
+        group_id = getattr(args, "group_id", None) or settings.group_id
+        serve(controller, bootstrap, topics, group_id, stop, security=connection.security)
     except Exception as exc:  # Kafka gone, disk gone: one line, exit 1; uncommitted commands are redelivered
         log.debug("controller stopped", exc_info=True)
         print(f"rollguard: controller stopped: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -14,36 +14,15 @@ import sys
 import time
 from dataclasses import replace
 
+from rollguard.adapters.kafka_clients import KafkaSetupError, admin, connection_from
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, load_topics
 from rollguard.adapters.worker.app import WorkerOptions, create_app
 from rollguard.adapters.worker.topics import WorkerTopics
 from rollguard.policy.commands.signing import resolve_signing_key
 from rollguard.settings import Config, ConfigError, load_config
-from rollguard.settings.worker import KafkaSettings
 
 log = logging.getLogger("rollguard.worker")
-
-
-def security_of(kafka: KafkaSettings, environ: dict[str, str] | os._Environ[str]) -> KafkaSecurity | str:
-    """The client security the settings describe, or why it cannot be built (a missing password)."""
-    password = None
-    if kafka.security_protocol.startswith("SASL_"):
-        name = kafka.sasl_password_env or "ROLLGUARD_KAFKA_SASL_PASSWORD"
-        password = environ.get(name)
-        if not password:
-            return (
-                f"worker.kafka: {kafka.security_protocol} needs a password in the environment variable {name}"
-            )
-    return KafkaSecurity(
-        kafka.security_protocol,
-        kafka.sasl_mechanism,
-        kafka.sasl_username,
-        password,
-        kafka.ssl_cafile,
-        kafka.ssl_certfile,
-        kafka.ssl_keyfile,
-    )
 
 
 def options_from(
@@ -73,18 +52,14 @@ def options_from(
 
 def _partition_counts(bootstrap: str, security: KafkaSecurity, names: list[str]) -> dict[str, int]:
     """Partition counts of the named topics that exist (fail fast before Faust waits forever)."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="rollguard-worker-check", **security.kafka_python_kwargs()
-    )
+    client = admin(bootstrap, security, client_id="rollguard-worker-check")
     try:
-        present = set(admin.list_topics())
+        present = set(client.list_topics())
         found = [n for n in names if n in present]
-        described = admin.describe_topics(found) if found else []
+        described = client.describe_topics(found) if found else []
         return {t["name"]: len(t.get("partitions") or []) for t in described if t.get("error_code", 0) == 0}
     finally:
-        admin.close()
+        client.close()
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -108,18 +83,13 @@ def run_worker(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"rollguard: cannot read config: {exc}", file=sys.stderr)
         return 2
-    kafka = config.worker.kafka.with_environment(os.environ)
-    bootstrap = args.bootstrap or kafka.bootstrap
-    if not bootstrap:
-        print(
-            "rollguard: no Kafka: pass --bootstrap, set worker.kafka.bootstrap or ROLLGUARD_BOOTSTRAP",
-            file=sys.stderr,
-        )
+    try:
+        connection = connection_from(config, args.bootstrap, source=args.config)
+        bootstrap = connection.required_bootstrap()
+    except KafkaSetupError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
         return 2
-    security = security_of(kafka, os.environ)
-    if isinstance(security, str):
-        print(f"rollguard: {security}", file=sys.stderr)
-        return 2
+    security = connection.security
     try:
         topics = WorkerTopics.from_contracts(load_topics(args.topics_dir))
     except (TopicContractError, OSError) as exc:

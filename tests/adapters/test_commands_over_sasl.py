@@ -1,0 +1,302 @@
+"""Every rollguard command that talks to Kafka reaches a secured cluster: against a broker's SASL/PLAIN
+listener only, with the password taken from the environment as ``worker.kafka`` says, the real CLIs
+(``python -m rollguard.cli …``) create the topics, publish an operator action, answer a command with an
+ack, read a readiness record, send simulated events and deliver an alert to a real Alertmanager. A
+wrong password stops a command with one line, not a hang; a missing one names the file and the field."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+import kafka_broker
+from alert_testkit import replayed_alert_pair
+from controller_testkit import KEY, ROLLOUT, canary_flags, command, write_flags
+from rollguard.adapters.topic_contracts import default_topics_dir
+from rollguard.cli import main
+from rollguard.policy.commands.signing import signed
+from sasl_kit import PASSWORD, PASSWORD_ENV, USER, client_kwargs, write_config
+from services import Service, am_alerts, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+SIGNING_KEY = "sasl-test-signing-key"
+BRIDGE = {"alertmanager": {"repost_interval_s": 1, "retry_initial_s": 0.1, "retry_max_s": 1}}
+
+
+@dataclass(frozen=True)
+class Secured:
+    """The SASL listener, a config describing it, and topic contracts of this module's own."""
+
+    broker: kafka_broker.Broker
+    config: Path
+    contracts: Path
+    names: dict[str, str]  # role -> topic name
+    applied: subprocess.CompletedProcess[str]
+
+    def env(self, password: str = PASSWORD) -> dict[str, str]:
+        env = {**os.environ, PASSWORD_ENV: password, "RG_TEST_SIGNING_KEY": SIGNING_KEY}
+        env.pop("ROLLGUARD_BOOTSTRAP", None)  # the config's bootstrap or --bootstrap, nothing else
+        return env
+
+    def run(
+        self, *argv: str, password: str = PASSWORD, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rollguard.cli", *argv],
+            capture_output=True, text=True, env=self.env(password), timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def read(self, role: str, timeout_s: float = 20.0, until: Any = None) -> list[dict[str, Any]]:
+        """The records of a topic, read over SASL from its beginning (until ``until`` holds of one)."""
+        consumer = KafkaConsumer(**client_kwargs(self.broker), enable_auto_commit=False)
+        try:
+            topic = self.names[role]
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            found: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    found.extend(orjson.loads(r.value) for r in records)
+                if until is not None and any(until(r) for r in found):
+                    break
+                if until is None and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                    break
+            return found
+        finally:
+            consumer.close()
+
+    def publish(self, role: str, key: str, record: dict[str, Any]) -> None:
+        producer = KafkaProducer(**client_kwargs(self.broker), acks="all")
+        try:
+            producer.send(self.names[role], key=key.encode(), value=orjson.dumps(record)).get(timeout=30)
+        finally:
+            producer.close()
+
+
+@pytest.fixture(scope="module")
+def secured(sasl_broker: kafka_broker.Broker, tmp_path_factory: pytest.TempPathFactory) -> Secured:
+    """Contracts for every role under names of this module, created by ``rollguard topics apply``
+    with no ``--bootstrap``: the config's ``worker.kafka`` is the SASL listener."""
+    work = tmp_path_factory.mktemp("sasl-commands")
+    src, contracts = default_topics_dir(), work / "topics"
+    (contracts / "schemas").mkdir(parents=True)
+    for schema in (src / "schemas").iterdir():
+        (contracts / "schemas" / schema.name).write_bytes(schema.read_bytes())
+    tag = uuid.uuid4().hex[:8]
+    names: dict[str, str] = {}
+    for path in sorted(src.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        doc.update(name=f"sasl.{doc['role']}.{tag}", retention="1h", partitions=2)
+        (contracts / f"{doc['name']}.yaml").write_text(yaml.safe_dump(doc))
+        names[doc["role"]] = doc["name"]
+    config = write_config(
+        work / "rollguard.yaml",
+        sasl_broker,
+        commands={"signing_key_env": "RG_TEST_SIGNING_KEY"},
+        bridge=BRIDGE,
+    )
+    secured = Secured(sasl_broker, config, contracts, names, subprocess.CompletedProcess([], 0))
+    applied = secured.run("topics", "apply", "--config", str(config), "--dir", str(contracts))
+    return Secured(sasl_broker, config, contracts, names, applied)
+
+
+def test_topics_apply_creates_the_topics_through_the_sasl_listener_named_in_the_config(
+    secured: Secured,
+) -> None:
+    assert secured.applied.returncode == 0, secured.applied.stderr
+    assert f"against {secured.broker.sasl_bootstrap}" in secured.applied.stdout
+    assert f"{len(secured.names)} created" in secured.applied.stdout
+    admin = KafkaAdminClient(**client_kwargs(secured.broker))
+    try:
+        assert set(secured.names.values()) <= set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def test_an_operator_action_is_published_on_the_control_topic_over_sasl(
+    secured: Secured, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "alice.key"
+    made = secured.run(
+        "operator", "keygen", "--operator", "alice", "--key-id", "alice-1", "--out", str(key_file)
+    )
+    assert made.returncode == 0, made.stderr
+    done = secured.run(
+        "operator", "hold", "op-rollout", "--config", str(secured.config),
+        "--key-file", str(key_file), "--topics-dir", str(secured.contracts), "--comment", "over SASL",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    command_id = done.stdout.split(": ", 1)[1].split()[0]  # "hold ROLLOUT by alice (alice-1): ID published…"
+    assert command_id.startswith("op-"), done.stdout
+    assert f"published to {secured.names['control']}[" in done.stdout
+    (action,) = [
+        r for r in secured.read("control", until=lambda r: r.get("command_id") == command_id)
+        if r.get("command_id") == command_id
+    ]  # fmt: skip
+    assert (action["action"], action["issued_by"], action["key_id"]) == ("hold", "alice", "alice-1")
+    assert action["operator"]["comment"] == "over SASL" and action["signature"]
+
+
+def test_the_flagd_controller_acks_a_signed_command_over_sasl(secured: Secured, tmp_path: Path) -> None:
+    flags = write_flags(tmp_path / "flags.json", canary_flags())
+    key_file = tmp_path / "command.key"
+    key_file.write_bytes(KEY + b"\n")
+    log_path = tmp_path / "controller.log"
+    argv = [
+        sys.executable, "-m", "rollguard.cli", "controller", "flagd", "--config", str(secured.config),
+        "--flags", str(flags), "--key-file", str(key_file), "--topics-dir", str(secured.contracts),
+        "--state-dir", str(tmp_path / "state"), "--group-id", f"sasl-controller-{uuid.uuid4().hex[:8]}",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=secured.env())
+    try:
+        rollback = command("rollback")
+        secured.publish("control", ROLLOUT, rollback)
+        acks = secured.read("acks", timeout_s=60, until=lambda r: r["command_id"] == rollback["command_id"])
+        assert proc.poll() is None, log_path.read_text()
+        (ack,) = [a for a in acks if a["command_id"] == rollback["command_id"]]
+        assert ack["status"] == "applied", ack
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+
+
+def test_preflight_reads_a_signed_readiness_record_over_sasl(secured: Secured) -> None:
+    checks = [
+        {"check": "revert", "mode": "block", "state": "met", "evidence": "dry-run answered", "to_satisfy": ""}
+    ]
+    record = {"kind": "readiness", "rollout_id": "pf-rollout", "sequence": 3, "ready": True, "checks": checks,
+              "blocking": [], "warnings": []}  # fmt: skip
+    secured.publish("control", "pf-rollout", signed(record, SIGNING_KEY.encode()))
+    done = secured.run(
+        "preflight", "pf-rollout", "--config", str(secured.config), "--topics-dir", str(secured.contracts)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0].startswith("pf-rollout: READY  (readiness #3, from the control topic")
+    assert "signature: verified" in done.stdout
+
+
+def test_simulate_sends_its_events_to_the_bootstrap_given_with_the_configs_security(secured: Secured) -> None:
+    done = secured.run(
+        "simulate", "--bootstrap", secured.broker.sasl_bootstrap, "--config", str(secured.config),
+        "--topics-dir", str(secured.contracts), "--duration", "60", "--rate", "5", "--speed", "0",
+        "--rollout-id", "sim-rollout",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sent = int(done.stdout.split(" events -> ")[0].rsplit(" ", 1)[1])
+    assert sent > 100
+    events = [e for e in secured.read("events") if e["rollout_id"] == "sim-rollout"]
+    assert len(events) == sent
+
+
+@pytest.fixture(scope="module")
+def firing_alert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return replayed_alert_pair(Path(tmp_path_factory.mktemp("replay")))[0]
+
+
+def test_the_alertmanager_bridge_delivers_an_alert_read_over_sasl(
+    secured: Secured, alertmanager: Service, firing_alert: dict[str, Any], tmp_path: Path
+) -> None:
+    log_path = tmp_path / "bridge.log"
+    argv = [
+        sys.executable, "-m", "rollguard.cli", "bridge", "alertmanager", "--config", str(secured.config),
+        "--url", alertmanager.url, "--topics-dir", str(secured.contracts),
+        "--group-id", f"sasl-bridge-{uuid.uuid4().hex[:8]}",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=secured.env())
+    try:
+        wait_until(
+            lambda: "bridge: assigned" in log_path.read_text() or proc.poll() is not None,
+            60, what="the bridge consuming",
+        )  # fmt: skip
+        assert proc.poll() is None, log_path.read_text()
+        secured.publish(f"alerts.{firing_alert['severity']}", firing_alert["rollout_id"], firing_alert)
+        rollout = firing_alert["rollout_id"]
+        (alert,) = wait_until(
+            lambda: am_alerts(alertmanager.url, filter=f'rollout="{rollout}"'), 60, what="the alert"
+        )
+        assert alert["annotations"]["alert_id"] == firing_alert["alert_id"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+
+
+def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_hang(
+    secured: Secured,
+) -> None:
+    commands = {
+        "topics apply": ["topics", "apply", "--dir", str(secured.contracts)],
+        "bridge": [
+            "bridge",
+            "alertmanager",
+            "--url",
+            "http://127.0.0.1:9",
+            "--topics-dir",
+            str(secured.contracts),
+        ],
+    }
+    expected = {"topics apply": "topics apply: failed against ", "bridge": "rollguard: bridge stopped: "}
+    t0 = time.monotonic()
+    procs = {  # at once: each waits out kafka-python's 30 s request timeout before it gives up
+        name: subprocess.Popen(
+            [sys.executable, "-m", "rollguard.cli", *argv, "--config", str(secured.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=secured.env("wrong"),
+        )
+        for name, argv in commands.items()
+    }
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 1, (name, out, err)
+        assert "Traceback" not in err, err
+        last = err.strip().splitlines()[-1]  # before it, only kafka-python's own warnings (the bridge logs)
+        assert last.startswith(expected[name]) and secured.broker.sasl_bootstrap in last, last
+        assert name != "topics apply" or err.strip() == last, err  # it logs nothing else
+        assert f"over SASL_PLAINTEXT as {USER}" in last, last  # not just "unable to bootstrap"
+    assert time.monotonic() - t0 < 60
+
+
+def test_a_missing_password_names_the_config_file_and_the_field_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = kafka_broker.Broker("127.0.0.1:1", tmp_path, 0.0, "127.0.0.1:1")
+    config = str(write_config(tmp_path / "c.yaml", broker))
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    monkeypatch.delenv("ROLLGUARD_BOOTSTRAP", raising=False)
+    key_file, operator_key = tmp_path / "k.key", tmp_path / "op.key"
+    key_file.write_text("k")
+    assert main(["operator", "keygen", "--operator", "o", "--key-id", "o-1", "--out", str(operator_key)]) == 0
+    capsys.readouterr()
+    for argv in (
+        ["operator", "hold", "r", "--config", config, "--key-file", str(operator_key)],
+        ["topics", "apply", "--config", config],
+        ["simulate", "--config", config],
+        ["preflight", "r", "--config", config],
+        ["controller", "flagd", "--config", config, "--flags", "f.json", "--key-file", str(key_file)],
+        ["bridge", "alertmanager", "--config", config, "--url", "http://127.0.0.1:9"],
+    ):
+        assert main(argv) == 2, argv
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (
+            f"rollguard: {config}: worker.kafka: SASL_PLAINTEXT needs a password in the environment "
+            f"variable {PASSWORD_ENV}"
+        ), argv

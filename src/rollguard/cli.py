@@ -11,17 +11,20 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _topics_apply(args: argparse.Namespace) -> int:
     from rollguard.adapters.kafka_clients import KafkaSetupError, load_connection
-    from rollguard.adapters.topics_admin import run_topics_apply
+    from rollguard.adapters.topics_admin import EXIT_ERROR, run_topics_apply
     from rollguard.settings.config import ConfigError
 
+    # Exit 1, not the other commands' 2, for a config that cannot give a connection: topics apply's 2
+    # says "the cluster's topics differ from the contracts", which scripts act on.
     try:
         connection = load_connection(args.config, args.bootstrap)
         bootstrap = connection.required_bootstrap()
     except ConfigError as exc:
-        return bad_config(exc)
+        bad_config(exc)
+        return EXIT_ERROR
     except KafkaSetupError as exc:
         print(f"rollguard: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     return run_topics_apply(
         bootstrap=bootstrap, topics_dir=args.dir, dry_run=args.dry_run, security=connection.security
     )

@@ -5,7 +5,7 @@ are compared and any difference is *reported, never changed*: shrinking partitio
 growing them re-maps keys to partitions (breaking per-rollout ordering and co-partitioned state),
 and a retention change can delete data, so such changes must be a deliberate operator action.
 Exit code 0 when everything matches (so a second run is a no-op), 2 when something differs,
-1 when the contracts or the cluster cannot be read.
+1 when the contracts, the config or the cluster cannot be read.
 
 The comparison (:func:`plan_topics`) and the report are pure; only :func:`apply_specs` talks to Kafka.
 """

@@ -133,3 +133,34 @@ def test_a_units_requests_count_within_its_follow_up_and_up_to_the_cap() -> None
     check.update(EventColumns.of([request(FOLLOW_UP_S + 2.0, "control", unit_id="x", canary_weight=0.5)]),
                  T0 + FOLLOW_UP_S + 2.0)  # fmt: skip
     assert check.requests.test.n == 1 and check.requests.counted[0] == SCORE_CAP  # capped score
+
+
+def _per_request_traffic(rng: np.random.Generator, n: int, drop_canary: float) -> list[str]:
+    """Arms of ``n`` requests split on their own at 10% canary, a share of the canary's lost."""
+    arms = ["canary" if x < 0.1 else "control" for x in rng.random(n)]
+    keep = rng.random(n)
+    return [a for a, k in zip(arms, keep, strict=True) if a == "control" or k >= drop_canary]
+
+
+def test_a_router_splitting_each_request_makes_requests_without_unit_id_units_of_their_own() -> None:
+    rng = np.random.default_rng(4)
+    per_request = SampleRatio(0.001, None, 1 << 12, 0.001, per_request=True)
+    by_unit = checker()
+    found = []
+    for _ in range(30):  # 30 minutes at 40 requests/s, 10% of the canary's events lost
+        arms = _per_request_traffic(rng, 2400, drop_canary=0.1)
+        cols = units(arms, weight=0.1, ids=[None] * len(arms))
+        found += per_request.update(cols, T0)
+        by_unit.update(cols, T0)
+    assert [c.metric for c in found] == ["sample_ratio"], "the lost canary events are seen"
+    assert found[0].evidence["observed_ratio"] < 0.95
+    assert by_unit.test.n == 0, "by default, requests without unit_id are not counted (a sticky router)"
+
+
+def test_per_request_units_on_a_working_split_stay_healthy() -> None:
+    rng = np.random.default_rng(5)
+    check = SampleRatio(0.001, None, 1 << 12, 0.001, per_request=True)
+    for _ in range(30):
+        arms = _per_request_traffic(rng, 2400, drop_canary=0.0)
+        assert not check.update(units(arms, weight=0.1, ids=[None] * len(arms)), T0)
+    assert check.test.n > 70_000 and check.health.value == "healthy"

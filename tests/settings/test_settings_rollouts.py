@@ -18,6 +18,11 @@ def test_a_listed_rollout_then_star_then_the_defaults_apply() -> None:
     assert parse_config("").rollout("other") == RolloutSettings(None, "auto")
 
 
+def test_a_rollout_whose_router_splits_each_request_says_so() -> None:
+    cfg = parse_config("rollouts:\n  search: {assignment: request}\n")
+    assert cfg.rollout("search").assignment == "request" and cfg.rollout("other").assignment == "unit"
+
+
 @pytest.mark.parametrize(
     ("text", "line", "field", "message"),
     [
@@ -44,7 +49,13 @@ def test_a_listed_rollout_then_star_then_the_defaults_apply() -> None:
             "rollouts:\n  r1: {weight: 0.5}\n",
             2,
             "rollouts.r1.weight",
-            "unknown setting (expected one of: canary_weight, phase)",
+            "unknown setting (expected one of: assignment, canary_weight, phase)",
+        ),
+        (
+            "rollouts:\n  r1: {assignment: user}\n",
+            2,
+            "rollouts.r1.assignment",
+            "must be one of unit, request, got 'user'",
         ),
     ],
 )

@@ -84,8 +84,9 @@ class RolloutMonitor:
         self.tail_onset = TailOnset.for_tails(self.tails, self.onset_horizon, grid, self.arrays.cap)
         self.excess = ExcessTests()
         self.sample_ratio = SampleRatio(
-            config.srm_alpha, rollout.canary_weight, eng.unit_filter_bits, config.srm_request_alpha
-        )
+            config.srm_alpha, rollout.canary_weight, eng.unit_filter_bits, config.srm_request_alpha,
+            per_request=rollout.assignment == "request",
+        )  # fmt: skip
         for spec in config.metrics:
             if spec.enabled and spec.kind in ("rate", "mean"):
                 self._add_mean_test(spec)
@@ -312,5 +313,6 @@ class RolloutMonitor:
         mon.tail_onset = TailOnset.from_state(state["tail_onset"])
         mon.excess = ExcessTests.from_state(state["excess"], mon.arrays.cap)
         mon.sample_ratio = SampleRatio.from_state(state, config.srm_alpha, rollout.canary_weight,
-                                                  eng.unit_filter_bits, config.srm_request_alpha)  # fmt: skip
+                                                  eng.unit_filter_bits, config.srm_request_alpha,
+                                                  rollout.assignment == "request")  # fmt: skip
         return mon

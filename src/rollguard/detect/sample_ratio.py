@@ -1,8 +1,13 @@
 """The sample-ratio check of one rollout: each new unit's arm against the split in force when it came.
 
 Units (users, sessions), not requests, are counted: a heavy user routed to the canary would otherwise
-look like a broken split. A fixed Bloom filter (:class:`~rollguard.stats.unit_filter.UnitFilter`)
-tells first sightings apart; each new unit feeds the always-valid mixture test
+look like a broken split. Events without ``unit_id`` are left out, unless the rollout's router splits
+each request on its own (``rollouts.<id>.assignment: request``): then such a request is its own unit,
+new by definition, and lost or duplicated events show directly in the canary's share of requests.
+(Not by default: a router that is sticky per user but sends no ``unit_id`` would make heavy users
+look like a broken split — seen on the simulator's sticky A/A traffic with its unit ids removed.)
+A fixed Bloom filter (:class:`~rollguard.stats.unit_filter.UnitFilter`) tells first sightings apart;
+each new unit feeds the always-valid mixture test
 (:class:`~rollguard.stats.SampleRatioTest`) with the weight the event carries, else the configured
 one, and only while the split is a real one (0 < w < 1). Once the p-value falls below ``srm_alpha``
 the rollout is unhealthy, which outranks any regression; it stays so. After promotion there is no
@@ -47,10 +52,16 @@ class SampleRatio:
     """The SRM tests (units, and requests per unit), the rollout's health and the units seen."""
 
     def __init__(
-        self, srm_alpha: float, intended_weight: float | None, unit_filter_bits: int, request_alpha: float
+        self,
+        srm_alpha: float,
+        intended_weight: float | None,
+        unit_filter_bits: int,
+        request_alpha: float,
+        per_request: bool = False,
     ) -> None:
         self.alpha = srm_alpha
         self.intended_weight = intended_weight
+        self.per_request = per_request  # a request without unit_id is its own unit
         self.test = SampleRatioTest(srm_alpha)
         self.health = HealthState.HEALTHY
         self.units = UnitFilter(unit_filter_bits)
@@ -65,12 +76,15 @@ class SampleRatio:
         units = cols.units
         split = np.flatnonzero((weights > 0.0) & (weights < 1.0)).tolist()
         picked = [i for i in split if units[i] is not None]
-        if not picked:
+        # Split per request: a request without unit_id was randomised on its own, a unit of its own.
+        alone = np.asarray([i for i in split if units[i] is None] if self.per_request else [], dtype=np.intp)
+        if not picked and not alone.size:
             return self._request_change(self.requests.complete(now))
-        first_seen = self.units.add_many([u for i in picked if (u := units[i]) is not None])
         at = np.asarray(picked, dtype=np.intp)
-        new = at[first_seen]
-        self.requests.follow(cols, at, first_seen, weights)
+        first_seen = self.units.add_many([u for i in picked if (u := units[i]) is not None])
+        new = np.concatenate([at[first_seen], alone]) if picked else alone
+        if picked:
+            self.requests.follow(cols, at, first_seen, weights)
         out = self._request_change(self.requests.complete(now))
         if not new.size:
             return out
@@ -130,8 +144,9 @@ class SampleRatio:
         intended_weight: float | None,
         unit_filter_bits: int,
         request_alpha: float,
+        per_request: bool = False,
     ) -> SampleRatio:
-        check = cls(srm_alpha, intended_weight, unit_filter_bits, request_alpha)
+        check = cls(srm_alpha, intended_weight, unit_filter_bits, request_alpha, per_request)
         check.test = SampleRatioTest.from_state(state["srm"])
         check.health = HealthState(state["health"])
         check.units = UnitFilter.from_state(state["units"])

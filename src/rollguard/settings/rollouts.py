@@ -4,6 +4,7 @@ Example::
 
     rollouts:
       checkout-v2: {canary_weight: 0.1}     # intended split when events do not carry it
+      search-v7: {assignment: request}      # the router splits each request on its own
       "*": {phase: canary}                  # any other rollout
 """
 
@@ -15,14 +16,19 @@ from typing import Any, Final
 from rollguard.settings.checks import Locator, choice, fill, mapping, weight
 
 PHASES: Final = ("auto", "canary", "post_rollout")
+ASSIGNMENTS: Final = ("unit", "request")
 
 
 @dataclass(frozen=True, slots=True)
 class RolloutSettings:
-    """The intended canary share (``None``: from the events) and the phase (``auto``: detected)."""
+    """The intended canary share (``None``: from the events), the phase (``auto``: detected) and how
+    the router assigns traffic: ``unit`` (sticky per ``unit_id``; events without one are left out of
+    the sample-ratio check, whose draws are units) or ``request`` (each request on its own: a request
+    without ``unit_id`` is its own unit, so lost or duplicated events show in the canary's share)."""
 
     canary_weight: float | None = None
     phase: str = "auto"
+    assignment: str = "unit"
 
 
 def parse_rollouts(raw: Any, loc: Locator) -> dict[str, RolloutSettings]:
@@ -38,6 +44,7 @@ def parse_rollouts(raw: Any, loc: Locator) -> dict[str, RolloutSettings]:
             {
                 "canary_weight": lambda v, p: weight(v, p, loc),
                 "phase": lambda v, p: choice(v, p, loc, PHASES),
+                "assignment": lambda v, p: choice(v, p, loc, ASSIGNMENTS),
             },
         )
     return out

@@ -139,6 +139,34 @@ def cli_env(password: str = PASSWORD) -> dict[str, str]:
     return env
 
 
+def read_records(
+    listener: Listener,
+    topic: str,
+    timeout_s: float = 20.0,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """The records of ``topic``, read over ``listener`` from its beginning to its end as it was when the
+    read began (or, with ``until``, until a record satisfies it)."""
+    consumer = KafkaConsumer(**listener.client_kwargs(), enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                found.extend(orjson.loads(r.value) for r in records)
+            if until is not None and any(until(r) for r in found):
+                break
+            if until is None and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                break
+        return found
+    finally:
+        consumer.close()
+
+
 @dataclass(frozen=True)
 class Secured:
     """A listener, a config describing it, and topic contracts of a test module's own."""
@@ -160,27 +188,7 @@ class Secured:
     def read(
         self, role: str, timeout_s: float = 20.0, until: Callable[[dict[str, Any]], bool] | None = None
     ) -> list[dict[str, Any]]:
-        """The records of a topic, read over the listener from its beginning (until ``until`` holds of
-        one)."""
-        consumer = KafkaConsumer(**self.listener.client_kwargs(), enable_auto_commit=False)
-        try:
-            topic = self.names[role]
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            found: list[dict[str, Any]] = []
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=200).values():
-                    found.extend(orjson.loads(r.value) for r in records)
-                if until is not None and any(until(r) for r in found):
-                    break
-                if until is None and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                    break
-            return found
-        finally:
-            consumer.close()
+        return read_records(self.listener, self.names[role], timeout_s, until)
 
     def publish(self, role: str, key: str, record: dict[str, Any]) -> None:
         producer = KafkaProducer(**self.listener.client_kwargs(), acks="all")

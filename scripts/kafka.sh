@@ -4,13 +4,18 @@
 #
 #   scripts/kafka.sh fetch  [--line 3|4]                      resolve jars (no-op when up to date)
 #   scripts/kafka.sh start  [--port P] [--data-dir D] [--line 3|4] [--timeout S]
-#                           [--sasl-port P --sasl-user NAME:PASSWORD]   a SASL_PLAINTEXT (PLAIN) listener too
+#                           [--sasl-port P --sasl-user NAME:PASSWORD]   a SASL_PLAINTEXT listener too
+#                           [--ssl-port P] [--mtls-port P]      TLS listeners (the second requires a client cert)
+#                           [--sasl-ssl-port P --sasl-user NAME:PASSWORD]   a SASL_SSL listener
 #   scripts/kafka.sh stop   [--data-dir D] [--timeout S]
 #   scripts/kafka.sh status [--data-dir D]
 #
 # Defaults: port $ROLLGUARD_KAFKA_PORT or 9092; data dir $ROLLGUARD_KAFKA_DATA_DIR or .kafka-data
 # in the checkout; line $ROLLGUARD_KAFKA_LINE or 3 (Kafka 3.9.2; 4 = Kafka 4.1.x, for checks only).
 # JVM options: $KAFKA_HEAP_OPTS and $KAFKA_JVM_OPTS replace the defaults (see cmd_start).
+# SASL listeners take PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for the one --sasl-user (its SCRAM
+# credentials are stored when the storage is formatted). TLS listeners use a throwaway CA made on every
+# start (scripts/kafka_tls.py): clients trust <data dir>/tls/ca.pem; client.crt/.key pass --mtls-port.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +27,9 @@ LINE=${ROLLGUARD_KAFKA_LINE:-3}
 TIMEOUT=""
 SASL_PORT=""
 SASL_USER=""
+SSL_PORT=""
+SASL_SSL_PORT=""
+MTLS_PORT=""
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=${PYTHON:-python3}; fi
 
@@ -29,7 +37,7 @@ log() { printf '[kafka] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -42,12 +50,16 @@ parse_args() {
       --timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
       --sasl-port) SASL_PORT=${2:?--sasl-port needs a value}; shift 2 ;;
       --sasl-user) SASL_USER=${2:?--sasl-user needs NAME:PASSWORD}; shift 2 ;;
+      --ssl-port) SSL_PORT=${2:?--ssl-port needs a value}; shift 2 ;;
+      --sasl-ssl-port) SASL_SSL_PORT=${2:?--sasl-ssl-port needs a value}; shift 2 ;;
+      --mtls-port) MTLS_PORT=${2:?--mtls-port needs a value}; shift 2 ;;
       -h|--help) usage ;;
       *) die "unknown option: $1" ;;
     esac
   done
   case "$LINE" in 3|4) ;; *) die "--line must be 3 or 4, got $LINE" ;; esac
   if [ -n "$SASL_PORT" ] && [[ "$SASL_USER" != *:* ]]; then die "--sasl-port needs --sasl-user NAME:PASSWORD"; fi
+  if [ -n "$SASL_SSL_PORT" ] && [[ "$SASL_USER" != *:* ]]; then die "--sasl-ssl-port needs --sasl-user NAME:PASSWORD"; fi
   mkdir -p "$(dirname "$DATA_DIR")"
   DATA_DIR=$(cd "$(dirname "$DATA_DIR")" && pwd)/$(basename "$DATA_DIR")
   PID_FILE="$DATA_DIR/kafka.pid"
@@ -122,17 +134,53 @@ new_cluster_id() {
   head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
 
+# The extra listeners asked for, as ,NAME://127.0.0.1:PORT... and as ,NAME:PROTOCOL...
+extra_listeners() {
+  local out=""
+  [ -z "$SASL_PORT" ] || out+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
+  [ -z "$SSL_PORT" ] || out+=",SSL://127.0.0.1:$SSL_PORT"
+  [ -z "$SASL_SSL_PORT" ] || out+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
+  [ -z "$MTLS_PORT" ] || out+=",MTLS://127.0.0.1:$MTLS_PORT"
+  echo "$out"
+}
+
+extra_protocols() {
+  local out=""
+  [ -z "$SASL_PORT" ] || out+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  [ -z "$SSL_PORT" ] || out+=",SSL:SSL"
+  [ -z "$SASL_SSL_PORT" ] || out+=",SASL_SSL:SASL_SSL"
+  [ -z "$MTLS_PORT" ] || out+=",MTLS:SSL"
+  echo "$out"
+}
+
+uses_tls() { [ -n "$SSL_PORT$SASL_SSL_PORT$MTLS_PORT" ]; }
+uses_sasl() { [ -n "$SASL_PORT$SASL_SSL_PORT" ]; }
+
+# A PEM file as one properties value: Java's Properties turns each \n back into a line break.
+pem_value() { awk '{ printf "%s\\n", $0 }' "$1"; }
+
+# The JAAS lines of one SASL listener: PLAIN with the user's password inline, SCRAM from the metadata.
+sasl_listener_properties() {
+  local name=$1
+  cat <<EOF
+listener.name.$name.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER%%:*}="${SASL_USER#*:}";
+listener.name.$name.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$name.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+}
+
 write_properties() {
-  local controller_port=$1
+  local controller_port=$1 extra
+  extra=$(extra_listeners)
   cat > "$DATA_DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start (ports may change); edits here are overwritten.
 # Single combined KRaft node on 127.0.0.1 for development and tests (Kafka line $LINE).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$controller_port${SASL_PORT:+,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT${SASL_PORT:+,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${SASL_PORT:+,SASL_PLAINTEXT:SASL_PLAINTEXT}
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$controller_port$extra
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$extra
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$(extra_protocols)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA_DIR/kraft-logs
@@ -164,14 +212,35 @@ log.cleaner.dedupe.buffer.size=8388608
 log.retention.hours=24
 log.segment.bytes=67108864
 EOF
-  if [ -n "$SASL_PORT" ]; then
-    # A listener for clients that authenticate (SASL/PLAIN over plaintext: for tests of client settings).
-    cat >> "$DATA_DIR/server.properties" <<EOF
-
-sasl.enabled.mechanisms=PLAIN
-listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${SASL_USER%%:*}="${SASL_USER#*:}";
-EOF
+  if uses_sasl; then
+    # Listeners for clients that authenticate (for tests of client settings): one user, every mechanism.
+    {
+      echo
+      echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+      [ -z "$SASL_PORT" ] || sasl_listener_properties sasl_plaintext
+      [ -z "$SASL_SSL_PORT" ] || sasl_listener_properties sasl_ssl
+    } >> "$DATA_DIR/server.properties"
   fi
+  if uses_tls; then
+    # The throwaway CA's server certificate, inline (a PEM key *file* would need a key password).
+    {
+      echo
+      echo "ssl.keystore.type=PEM"
+      echo "ssl.keystore.key=$(pem_value "$DATA_DIR/tls/server.key")"
+      echo "ssl.keystore.certificate.chain=$(pem_value "$DATA_DIR/tls/server.crt")"
+      echo "ssl.truststore.type=PEM"
+      echo "ssl.truststore.certificates=$(pem_value "$DATA_DIR/tls/ca.pem")"
+      [ -z "$MTLS_PORT" ] || echo "listener.name.mtls.ssl.client.auth=required"
+    } >> "$DATA_DIR/server.properties"
+  fi
+  chmod 600 "$DATA_DIR/server.properties"  # a password and a private key, however throwaway
+}
+
+make_tls() {
+  rm -rf "$DATA_DIR/tls"
+  "$PY" "$ROOT/scripts/kafka_tls.py" --out "$DATA_DIR/tls" --label "$(basename "$DATA_DIR")" \
+    || die "could not make the throwaway TLS certificates"
+  log "TLS: clients trust $DATA_DIR/tls/ca.pem (client certificate: $DATA_DIR/tls/client.crt, .key)"
 }
 
 # ---------------------------------------------------------------------------------------------- start
@@ -195,16 +264,22 @@ cmd_start() {
   rm -f "$PID_FILE"
   if port_in_use "$PORT"; then die "port $PORT on 127.0.0.1 is already in use"; fi
   controller_port=$(free_port)
+  if uses_tls; then make_tls; fi
   write_properties "$controller_port"
 
   if [ ! -f "$DATA_DIR/kraft-logs/meta.properties" ]; then
-    local cluster_id
+    local cluster_id scram=()
     cluster_id=$(new_cluster_id)
+    # SCRAM credentials live in the cluster metadata: stored at format time, before any client exists.
+    if uses_sasl; then
+      scram=(--add-scram "SCRAM-SHA-256=[name=${SASL_USER%%:*},password=${SASL_USER#*:}]"
+             --add-scram "SCRAM-SHA-512=[name=${SASL_USER%%:*},password=${SASL_USER#*:}]")
+    fi
     log "formatting KRaft storage in $DATA_DIR/kraft-logs (cluster id $cluster_id)"
     "$JAVA" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$lib/*" \
       -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" \
       -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" -Dkafka.logs.dir="$DATA_DIR/logs" \
-      kafka.tools.StorageTool format -t "$cluster_id" -c "$DATA_DIR/server.properties" \
+      kafka.tools.StorageTool format -t "$cluster_id" -c "$DATA_DIR/server.properties" ${scram[@]+"${scram[@]}"} \
       > "$DATA_DIR/logs/format.log" 2>&1 \
       || { cat "$DATA_DIR/logs/format.log" >&2; die "storage format failed"; }
   fi

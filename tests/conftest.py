@@ -8,8 +8,8 @@ import pytest
 
 import kafka_broker
 
-# A broker with a SASL/PLAIN listener (started only for the tests that ask for it).
-from sasl_kit import sasl_broker  # noqa: F401
+# A broker with secured listeners: SASL, TLS, SASL_SSL (started only for the tests that ask for it).
+from secured_kit import sasl_broker, secured_broker  # noqa: F401
 
 # Real Alertmanager and Prometheus, and a webhook sink (tests/services.py), for every test folder.
 from services import alertmanager, prometheus_for, webhook_sink  # noqa: F401

@@ -6,123 +6,55 @@ wrong password stops a command with one line, not a hang; a missing one names th
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-import yaml
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient
 
 import kafka_broker
 from alert_testkit import replayed_alert_pair
 from controller_testkit import KEY, ROLLOUT, canary_flags, command, write_flags
-from rollguard.adapters.topic_contracts import default_topics_dir
 from rollguard.cli import main
 from rollguard.policy.commands.signing import signed
-from sasl_kit import PASSWORD, PASSWORD_ENV, USER, client_kwargs, write_config
+from secured_kit import (
+    PASSWORD_ENV,
+    SIGNING_KEY,
+    USER,
+    Secured,
+    cli_env,
+    sasl_plaintext,
+    secured_topics,
+    write_config,
+)
 from services import Service, am_alerts, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
-SIGNING_KEY = "sasl-test-signing-key"
 BRIDGE = {"alertmanager": {"repost_interval_s": 1, "retry_initial_s": 0.1, "retry_max_s": 1}}
-
-
-@dataclass(frozen=True)
-class Secured:
-    """The SASL listener, a config describing it, and topic contracts of this module's own."""
-
-    broker: kafka_broker.Broker
-    config: Path
-    contracts: Path
-    names: dict[str, str]  # role -> topic name
-    applied: subprocess.CompletedProcess[str]
-
-    def env(self, password: str = PASSWORD) -> dict[str, str]:
-        env = {**os.environ, PASSWORD_ENV: password, "RG_TEST_SIGNING_KEY": SIGNING_KEY}
-        env.pop("ROLLGUARD_BOOTSTRAP", None)  # the config's bootstrap or --bootstrap, nothing else
-        return env
-
-    def run(
-        self, *argv: str, password: str = PASSWORD, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "rollguard.cli", *argv],
-            capture_output=True, text=True, env=self.env(password), timeout=timeout, check=False,
-        )  # fmt: skip
-
-    def read(self, role: str, timeout_s: float = 20.0, until: Any = None) -> list[dict[str, Any]]:
-        """The records of a topic, read over SASL from its beginning (until ``until`` holds of one)."""
-        consumer = KafkaConsumer(**client_kwargs(self.broker), enable_auto_commit=False)
-        try:
-            topic = self.names[role]
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            found: list[dict[str, Any]] = []
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                for records in consumer.poll(timeout_ms=200).values():
-                    found.extend(orjson.loads(r.value) for r in records)
-                if until is not None and any(until(r) for r in found):
-                    break
-                if until is None and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                    break
-            return found
-        finally:
-            consumer.close()
-
-    def publish(self, role: str, key: str, record: dict[str, Any]) -> None:
-        producer = KafkaProducer(**client_kwargs(self.broker), acks="all")
-        try:
-            producer.send(self.names[role], key=key.encode(), value=orjson.dumps(record)).get(timeout=30)
-        finally:
-            producer.close()
 
 
 @pytest.fixture(scope="module")
 def secured(sasl_broker: kafka_broker.Broker, tmp_path_factory: pytest.TempPathFactory) -> Secured:
     """Contracts for every role under names of this module, created by ``rollguard topics apply``
     with no ``--bootstrap``: the config's ``worker.kafka`` is the SASL listener."""
-    work = tmp_path_factory.mktemp("sasl-commands")
-    src, contracts = default_topics_dir(), work / "topics"
-    (contracts / "schemas").mkdir(parents=True)
-    for schema in (src / "schemas").iterdir():
-        (contracts / "schemas" / schema.name).write_bytes(schema.read_bytes())
-    tag = uuid.uuid4().hex[:8]
-    names: dict[str, str] = {}
-    for path in sorted(src.glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text())
-        doc.update(name=f"sasl.{doc['role']}.{tag}", retention="1h", partitions=2)
-        (contracts / f"{doc['name']}.yaml").write_text(yaml.safe_dump(doc))
-        names[doc["role"]] = doc["name"]
-    config = write_config(
-        work / "rollguard.yaml",
-        sasl_broker,
-        commands={"signing_key_env": "RG_TEST_SIGNING_KEY"},
-        bridge=BRIDGE,
+    return secured_topics(
+        sasl_plaintext(sasl_broker), tmp_path_factory.mktemp("sasl-commands"), "sasl", bridge=BRIDGE
     )
-    secured = Secured(sasl_broker, config, contracts, names, subprocess.CompletedProcess([], 0))
-    applied = secured.run("topics", "apply", "--config", str(config), "--dir", str(contracts))
-    return Secured(sasl_broker, config, contracts, names, applied)
 
 
 def test_topics_apply_creates_the_topics_through_the_sasl_listener_named_in_the_config(
     secured: Secured,
 ) -> None:
     assert secured.applied.returncode == 0, secured.applied.stderr
-    assert f"against {secured.broker.sasl_bootstrap}" in secured.applied.stdout
+    assert f"against {secured.listener.bootstrap}" in secured.applied.stdout
     assert f"{len(secured.names)} created" in secured.applied.stdout
-    admin = KafkaAdminClient(**client_kwargs(secured.broker))
+    admin = KafkaAdminClient(**secured.listener.client_kwargs())
     try:
         assert set(secured.names.values()) <= set(admin.list_topics())
     finally:
@@ -164,7 +96,7 @@ def test_the_flagd_controller_acks_a_signed_command_over_sasl(secured: Secured, 
         "--state-dir", str(tmp_path / "state"), "--group-id", f"sasl-controller-{uuid.uuid4().hex[:8]}",
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=secured.env())
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
     try:
         rollback = command("rollback")
         secured.publish("control", ROLLOUT, rollback)
@@ -194,7 +126,7 @@ def test_preflight_reads_a_signed_readiness_record_over_sasl(secured: Secured) -
 
 def test_simulate_sends_its_events_to_the_bootstrap_given_with_the_configs_security(secured: Secured) -> None:
     done = secured.run(
-        "simulate", "--bootstrap", secured.broker.sasl_bootstrap, "--config", str(secured.config),
+        "simulate", "--bootstrap", secured.listener.bootstrap, "--config", str(secured.config),
         "--topics-dir", str(secured.contracts), "--duration", "60", "--rate", "5", "--speed", "0",
         "--rollout-id", "sim-rollout",
     )  # fmt: skip
@@ -220,7 +152,7 @@ def test_the_alertmanager_bridge_delivers_an_alert_read_over_sasl(
         "--group-id", f"sasl-bridge-{uuid.uuid4().hex[:8]}",
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=secured.env())
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
     try:
         wait_until(
             lambda: "bridge: assigned" in log_path.read_text() or proc.poll() is not None,
@@ -260,7 +192,7 @@ def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=secured.env("wrong"),
+            env=cli_env("wrong"),
         )
         for name, argv in commands.items()
     }
@@ -269,7 +201,7 @@ def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_
         assert proc.returncode == 1, (name, out, err)
         assert "Traceback" not in err, err
         last = err.strip().splitlines()[-1]  # before it, only kafka-python's own warnings (the bridge logs)
-        assert last.startswith(expected[name]) and secured.broker.sasl_bootstrap in last, last
+        assert last.startswith(expected[name]) and secured.listener.bootstrap in last, last
         assert name != "topics apply" or err.strip() == last, err  # it logs nothing else
         assert f"over SASL_PLAINTEXT as {USER}" in last, last  # not just "unable to bootstrap"
     assert time.monotonic() - t0 < 60
@@ -278,8 +210,8 @@ def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_
 def test_a_missing_password_names_the_config_file_and_the_field_and_stops_each_command_at_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broker = kafka_broker.Broker("127.0.0.1:1", tmp_path, 0.0, "127.0.0.1:1")
-    config = str(write_config(tmp_path / "c.yaml", broker))
+    broker = kafka_broker.Broker("127.0.0.1:1", tmp_path, 0.0, sasl_bootstrap="127.0.0.1:1")
+    config = str(write_config(tmp_path / "c.yaml", sasl_plaintext(broker)))
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     monkeypatch.delenv("ROLLGUARD_BOOTSTRAP", raising=False)
     key_file, operator_key = tmp_path / "k.key", tmp_path / "op.key"

@@ -78,8 +78,9 @@ class KafkaSecurity:
 
 def security_of(kafka: KafkaSettings, environ: Mapping[str, str]) -> KafkaSecurity | str:
     """The client security the ``worker.kafka`` settings describe, or why it cannot be built (a missing
-    password, or a user name the environment made necessary). Every command that talks to Kafka builds
-    its security here (:mod:`rollguard.adapters.kafka_clients`), so they all follow one rule."""
+    password, a user name the environment made necessary, a TLS file that cannot be read or loaded).
+    Every command that talks to Kafka builds its security here (:mod:`rollguard.adapters.kafka_clients`),
+    so they all follow one rule."""
     password = None
     if kafka.security_protocol.startswith("SASL_"):
         if not kafka.sasl_username:
@@ -90,7 +91,7 @@ def security_of(kafka: KafkaSettings, environ: Mapping[str, str]) -> KafkaSecuri
             return (
                 f"worker.kafka: {kafka.security_protocol} needs a password in the environment variable {name}"
             )
-    return KafkaSecurity(
+    security = KafkaSecurity(
         kafka.security_protocol,
         kafka.sasl_mechanism,
         kafka.sasl_username,
@@ -99,3 +100,28 @@ def security_of(kafka: KafkaSettings, environ: Mapping[str, str]) -> KafkaSecuri
         kafka.ssl_certfile,
         kafka.ssl_keyfile,
     )
+    return _tls_problem(security) or security
+
+
+def _tls_problem(security: KafkaSecurity) -> str | None:
+    """Why the TLS files cannot give a context, checked before any client exists: otherwise each client
+    fails on its own with a bare "No such file or directory" that names neither the file nor the field."""
+    if not security.uses_tls:
+        return None
+    if security.ssl_keyfile and not security.ssl_certfile:
+        return "worker.kafka.ssl_keyfile: needs ssl_certfile (the client certificate it belongs to)"
+    files = {"ssl_cafile": security.ssl_cafile, "ssl_certfile": security.ssl_certfile,
+             "ssl_keyfile": security.ssl_keyfile}  # fmt: skip
+    for field, path in files.items():
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            return f"worker.kafka.{field}: cannot read {path}: {exc.strerror or exc}"
+    try:
+        security.ssl_context()
+    except (ssl.SSLError, ValueError) as exc:
+        return f"worker.kafka: the TLS files do not load ({', '.join(p for p in files.values() if p)}): {exc}"
+    return None

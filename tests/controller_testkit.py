@@ -146,10 +146,18 @@ def evaluator(path: Path, flag_key: str = ROLLOUT) -> Iterator[FlagEvaluator]:
 
 
 # ---------------------------------------------------------------------------------------------- Kafka
-def make_topics(bootstrap: str, partitions: int = 3) -> ControllerTopics:
-    """Fresh control and acks topics for one test (the session broker is shared)."""
+def make_topics(bootstrap: str, partitions: int = 3, *, create: bool = True) -> ControllerTopics:
+    """Fresh control and acks topics for one test (the session broker is shared); ``create=False`` only
+    names them (create them later with :func:`create_topics`)."""
     tag = uuid.uuid4().hex[:8]
-    control, acks = f"test.control.{tag}", f"test.acks.{tag}"
+    topics = ControllerTopics(f"test.control.{tag}", f"test.acks.{tag}")
+    if create:
+        create_topics(bootstrap, topics, partitions)
+    return topics
+
+
+def create_topics(bootstrap: str, topics: ControllerTopics, partitions: int = 3) -> None:
+    control, acks = topics.control, topics.acks
     apply_specs(
         bootstrap,
         [
@@ -157,7 +165,6 @@ def make_topics(bootstrap: str, partitions: int = 3) -> ControllerTopics:
             TopicSpec(acks, "acks", "t", partitions, 1, 3_600_000, "delete", "rollout_id", "x.json"),
         ],
     )
-    return ControllerTopics(control, acks)
 
 
 class RunningController:

@@ -205,9 +205,12 @@ class AlertmanagerBridge:
     # ------------------------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        consumer = kafka_clients.consumer(
+        consumer = kafka_clients.group_consumer(
             self.bootstrap,
             self.security,
+            list(self.topics.alerts),
+            listener=_Listener(self),
+            stop=self.stop,
             group_id=self.group,
             client_id=WORKER_NAME,
             enable_auto_commit=False,
@@ -224,7 +227,6 @@ class AlertmanagerBridge:
         self._producer = kafka_clients.producer(
             self.bootstrap, self.security, acks="all", client_id=WORKER_NAME
         )
-        consumer.subscribe(list(self.topics.alerts), listener=_Listener(self))
         log.info(
             "bridge: %s -> %s/api/v2/alerts (group %s, re-post every %gs)",
             ", ".join(self.topics.alerts), self.client.url, self.group, self.settings.repost_interval_s,

@@ -10,8 +10,12 @@ cannot quietly fall back to plaintext because it builds its clients elsewhere.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +24,7 @@ from rollguard.adapters.kafka_security import KafkaSecurity, security_of
 if TYPE_CHECKING:
     from rollguard.settings.config import Config
 
+log = logging.getLogger("rollguard.kafka")
 PLAINTEXT = KafkaSecurity()
 CONFIG_HELP = "rollguard config file (YAML): the cluster's address and security are its worker.kafka section"
 BOOTSTRAP_DEFAULT = "default: worker.kafka.bootstrap of --config, or ROLLGUARD_BOOTSTRAP"
@@ -100,6 +105,58 @@ def consumer(bootstrap: str, security: KafkaSecurity, *topics: str, **settings: 
     return _reaching(
         bootstrap, security, lambda: KafkaConsumer(*topics, bootstrap_servers=bootstrap, **kwargs, **settings)
     )
+
+
+# A member that joined its group before it knew a subscribed topic's partitions is assigned nothing
+# until its next metadata refresh: kafka-python's default is every 5 minutes.
+METADATA_MAX_AGE_MS = 30_000
+
+
+def wait_for_topics(client: Any, topics: Sequence[str], stop: threading.Event | None = None) -> bool:
+    """Wait until ``client`` (a KafkaConsumer) knows every topic's partitions, so that a group it joins
+    next is assigned them: kafka-python joins with whatever metadata it holds, and a topic it has not
+    fetched yet ("No partition metadata for topic") leaves the member idle until its next refresh.
+    A topic that does not exist yet (a service started before ``rollguard topics apply``) is waited
+    for, said in the log every 30 s; False when ``stop`` was set meanwhile."""
+    said = -math.inf
+    while True:
+        missing = [t for t in topics if not client.partitions_for_topic(t)]
+        if not missing:
+            return True
+        if time.monotonic() - said >= 30.0:
+            said = time.monotonic()
+            log.warning("waiting for the topic(s) %s to exist on the cluster", ", ".join(missing))
+        if stop is not None and stop.wait(0.5):
+            return False
+        if stop is None:
+            time.sleep(0.5)
+
+
+def group_consumer(
+    bootstrap: str,
+    security: KafkaSecurity,
+    topics: Sequence[str],
+    *,
+    listener: Any = None,
+    stop: threading.Event | None = None,
+    **settings: Any,
+) -> Any:
+    """A consumer in a group (``group_id`` in ``settings``) subscribed to ``topics`` only once it knows
+    their partitions (see :func:`wait_for_topics`; unsubscribed if ``stop`` came first), with metadata
+    refreshed every 30 s so that a member assigned nothing on a changing cluster does not stay so for
+    minutes."""
+    settings.setdefault("metadata_max_age_ms", METADATA_MAX_AGE_MS)
+    reader = consumer(bootstrap, security, **settings)
+    try:
+        if wait_for_topics(reader, topics, stop):
+            if listener is None:
+                reader.subscribe(list(topics))
+            else:
+                reader.subscribe(list(topics), listener=listener)
+    except BaseException:
+        reader.close()
+        raise
+    return reader
 
 
 def producer(bootstrap: str, security: KafkaSecurity, **settings: Any) -> Any:

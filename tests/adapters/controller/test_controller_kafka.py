@@ -17,6 +17,7 @@ from controller_testkit import (
     RunningController,
     canary_flags,
     command,
+    create_topics,
     evaluator,
     make_topics,
     write_flags,
@@ -168,3 +169,25 @@ def test_a_restarted_controller_answers_a_redelivered_command_with_its_original_
         second.stop()
     assert again == original  # the same ack, byte for byte, not "expired"
     assert flags.read_bytes() == after
+
+
+def test_a_controller_started_before_its_topics_exist_waits_for_them_and_then_answers(
+    kafka_bootstrap: str, flags: Path, tmp_path: Path
+) -> None:
+    # Started before `rollguard topics apply`: it waits for the topic (saying so in its log), then joins
+    # its group knowing the topic's partitions, and answers.
+    topics = make_topics(kafka_bootstrap, create=False)
+    ctl = RunningController(kafka_bootstrap, topics, flags, tmp_path / "state")
+    try:
+        time.sleep(3.0)
+        assert ctl.thread.is_alive() and ctl.error is None
+        create_topics(kafka_bootstrap, topics)
+        link = CommandLink(kafka_bootstrap, topics)
+        try:
+            rollback = command("rollback")
+            link.send(rollback)
+            assert link.ack(rollback, timeout_s=60.0)["status"] == "applied"
+        finally:
+            link.close()
+    finally:
+        ctl.stop()

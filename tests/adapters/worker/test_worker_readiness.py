@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from worker_kit import ManualClock, make_topics, read_topic, wait_until, worker_outputs, write_contracts
 
 from controller_testkit import KEY, RunningController, canary_flags, write_flags
@@ -49,19 +49,6 @@ def _control_events(rollout: str, start: float, seconds: float, n: int) -> list[
         )
         for i in range(n)
     ]  # fmt: skip
-
-
-def _wait_for_metadata(bootstrap: str, topic: str, timeout_s: float = 30.0) -> None:
-    """Until the broker's metadata lists the topic's partitions (a group joined before that is assigned
-    none until its next metadata refresh, minutes later)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not consumer.partitions_for_topic(topic):
-            assert time.monotonic() < deadline, f"no metadata for {topic}"
-            time.sleep(0.2)
-    finally:
-        consumer.close()
 
 
 def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_ready(
@@ -115,8 +102,7 @@ def test_the_reference_controller_rehearses_the_revert_and_the_rollout_becomes_r
             producer.flush()
             await wait_until(lambda: readiness(answered) is not None, 60, "the rollout seen")
             # The controller joins once the rehearsal is on the control topic (it reads from the earliest
-            # offset): a group that joins before the topic's metadata reached it is assigned nothing.
-            _wait_for_metadata(kafka_bootstrap, topics.control)
+            # offset; it subscribes only once its own client knows the topic's partitions).
             controllers.append(
                 RunningController(
                     kafka_bootstrap, ControllerTopics(topics.control, topics.acks), flags, tmp_path / "ctl"

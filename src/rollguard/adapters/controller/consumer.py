@@ -27,7 +27,13 @@ from kafka.structs import OffsetAndMetadata
 from rollguard.adapters.controller.flag_file import FlagFileError, read_flags
 from rollguard.adapters.controller.handler import FlagdFileController
 from rollguard.adapters.controller.state import ControllerState
-from rollguard.adapters.kafka_clients import PLAINTEXT, KafkaSetupError, consumer, load_connection, producer
+from rollguard.adapters.kafka_clients import (
+    PLAINTEXT,
+    KafkaSetupError,
+    group_consumer,
+    load_connection,
+    producer,
+)
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
 from rollguard.settings.config import ConfigError
@@ -57,10 +63,11 @@ def serve(
     security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Answer commands until ``stop`` is set; offsets are committed message by message after the ack."""
-    reader = consumer(
+    reader = group_consumer(
         bootstrap,
         security,
-        topics.control,
+        [topics.control],
+        stop=stop,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

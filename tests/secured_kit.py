@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 import kafka_broker
 from rollguard.adapters.topic_contracts import default_topics_dir
@@ -189,6 +189,17 @@ class Secured:
         self, role: str, timeout_s: float = 20.0, until: Callable[[dict[str, Any]], bool] | None = None
     ) -> list[dict[str, Any]]:
         return read_records(self.listener, self.names[role], timeout_s, until)
+
+    def assert_topics_created(self) -> None:
+        """``rollguard topics apply`` (run at setup) created every contract's topic on this listener."""
+        assert self.applied.returncode == 0, self.applied.stderr
+        assert f"against {self.listener.bootstrap}" in self.applied.stdout
+        assert f"{len(self.names)} created" in self.applied.stdout
+        admin = KafkaAdminClient(**self.listener.client_kwargs())
+        try:
+            assert set(self.names.values()) <= set(admin.list_topics())
+        finally:
+            admin.close()
 
     def publish(self, role: str, key: str, record: dict[str, Any]) -> None:
         producer = KafkaProducer(**self.listener.client_kwargs(), acks="all")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 
 import kafka_broker
 from alert_testkit import replayed_alert_pair
@@ -51,14 +50,7 @@ def secured(sasl_broker: kafka_broker.Broker, tmp_path_factory: pytest.TempPathF
 def test_topics_apply_creates_the_topics_through_the_sasl_listener_named_in_the_config(
     secured: Secured,
 ) -> None:
-    assert secured.applied.returncode == 0, secured.applied.stderr
-    assert f"against {secured.listener.bootstrap}" in secured.applied.stdout
-    assert f"{len(secured.names)} created" in secured.applied.stdout
-    admin = KafkaAdminClient(**secured.listener.client_kwargs())
-    try:
-        assert set(secured.names.values()) <= set(admin.list_topics())
-    finally:
-        admin.close()
+    secured.assert_topics_created()
 
 
 def test_an_operator_action_is_published_on_the_control_topic_over_sasl(

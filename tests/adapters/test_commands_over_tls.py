@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
 
 import kafka_broker
 from secured_kit import (
@@ -77,14 +76,7 @@ def _assert_action_published(
 
 
 def test_topics_apply_creates_the_topics_over_tls_trusting_the_configured_ca(secured: Secured) -> None:
-    assert secured.applied.returncode == 0, secured.applied.stderr
-    assert f"against {secured.listener.bootstrap}" in secured.applied.stdout
-    assert f"{len(secured.names)} created" in secured.applied.stdout
-    admin = KafkaAdminClient(**secured.listener.client_kwargs())
-    try:
-        assert set(secured.names.values()) <= set(admin.list_topics())
-    finally:
-        admin.close()
+    secured.assert_topics_created()
 
 
 def test_an_operator_action_is_published_on_the_control_topic_over_tls(

@@ -12,13 +12,18 @@
    (latency: ``latency_ms.*``, ``ttft_ms.*``, ``tpot_ms.*``; otherwise the metric's own prefix), with
    the metric that fired first, and separately on the exact metric; next to an oracle CUSUM (knows
    the pre- and post-change parameters; its median delay and rollguard's ratio to it are printed)
-   and the Kayenta-style judge, on the same streams. The A/A
+   and the Kayenta-style judge, on the same streams. The critical guardrail cases add two references
+   that split rollguard's gap to that oracle in three: the oracle with its null at the metric's margin
+   (rollguard's null: what testing "no worse than the margin" costs), and rollguard told where to look
+   (only the injected cohort's events, one test, all of alpha on it: what the method costs against the
+   margin oracle, and what watching every cohort and metric costs against rollguard with defaults). The A/A
    check counts every metric, so crediting the family costs nothing in false alarms. For the tail
    cases, the information budget of the p95 exceedance test is printed: its expected log-likelihood
    drift per second after the onset (from the run's own values) against its threshold.
 1b. Null at the margin (``--boundary N``): the canary's whole latency distribution x1.1 in tenant t3
    from the start, so every latency metric of that cohort sits exactly on its +10% margin (p99 inside
-   its 15%): the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
+   its 15%); and the canary's error rate 1% -> 1.5% in input_class=coding, on its +0.5 pp margin, for
+   60 min: the share of runs with any "regressed" must stay <= alpha there too. This stresses what an
    A/A cannot: the tests' nulls are "worse by at most the margin", not "identical".
 3. Post-rollout: the delay to detect a regression injected after promotion, and the A/A false-alarm
    rate in that phase (progressive ramps promoted to 100%, in the A/A traffic shapes in turn).
@@ -236,11 +241,26 @@ def aa_one(args: tuple[int, str]) -> dict[str, Any]:
     }
 
 
-def boundary_one(seed: int) -> dict[str, Any]:
-    sc = get_scenario("latency_shift_tenant", seed=50_000 + seed, start_s=0.0, factor=1.1)
-    changes = run_engine(list(generate(sc)), Config())
+# Canaries exactly at their margin from the first request: no "regressed" may come from them beyond α.
+BOUNDARY_CASES: dict[str, Callable[[int], Scenario]] = {
+    "canary latency x1.1 in tenant t3 (latency margins +10%), 30 min": lambda seed: get_scenario(
+        "latency_shift_tenant", seed=50_000 + seed, start_s=0.0, factor=1.1
+    ),
+    # The critical guardrail at its margin: control 1%, canary 1.5% (error margin +0.5 pp) in
+    # input_class=coding, 60 min: what the margin oracle of the delays below takes as its null.
+    "canary error rate 1% -> 1.5% in input_class=coding (error margin +0.5 pp), 60 min": (
+        lambda seed: get_scenario(
+            "error_spike_coding", seed=60_000 + seed, start_s=0.0, error_rate=0.015, duration_s=3600.0
+        )
+    ),
+}
+
+
+def boundary_one(args: tuple[str, int]) -> dict[str, Any]:
+    name, seed = args
+    changes = run_engine(list(generate(BOUNDARY_CASES[name](seed))), Config())
     regressed = [c for c in changes if c.kind == "verdict" and c.state == "regressed"]
-    return {"regressed": [f"{c.cohort} {c.metric}" for c in regressed]}
+    return {"case": name, "regressed": [f"{c.cohort} {c.metric}" for c in regressed]}
 
 
 # ------------------------------------------------------------------------------------------- delays
@@ -439,6 +459,7 @@ def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
     ospec = oracle_spec_for(sc)
     oracle = oracle_cusum(cols, ospec, alpha=0.01)
     at_margin = oracle_at_margin(cols, ospec, case.metric)
+    told = told_where_to_look(events, case, inj.cohort, onset) if case.guardrail else None
     kay = kayenta_judge(cols, cohorts={cohort: inj.cohort}, metrics=None, keep_history=True)
     # Its delay runs from the first failure at or after the onset; a failure before it is a false
     # alarm, counted apart (crediting it as a detection would flatter the judge).
@@ -455,6 +476,7 @@ def delay_one(args: tuple[Case, int]) -> dict[str, Any]:
         "before_onset": wrong,
         "oracle": oracle.delay_s,
         "oracle_at_margin": at_margin,
+        "told": told,
         "kayenta": (kay_ts - onset) if kay_ts is not None else None,
         "kayenta_before_onset": kay_first is not None and kay_first < onset,
     }
@@ -473,6 +495,30 @@ def oracle_at_margin(cols: EventColumns, ospec: Any, metric: str) -> float | Non
     if not p0 < ospec.p1:
         return None
     return oracle_cusum(cols, replace(ospec, p0=p0), alpha=0.01).delay_s
+
+
+def told_where_to_look(
+    events: list[dict[str, Any]], case: Case, cohort: dict[str, str], onset: float
+) -> float | None:
+    """rollguard's delay when it is told where to look, as the oracles are: only the injected cohort's
+    events, no segments, one test (the injected metric) with all of α on it. Between it and the margin
+    oracle lies what the method costs (the effect, the onset and the control's rate unknown; the
+    conditional split that cancels changes in both arms); between it and rollguard with defaults, what
+    watching every cohort and metric of a rollout at one α costs."""
+    mine = [e for e in events if all((e.get("segment") or {}).get(k) == v for k, v in cohort.items())]
+    base = Config()
+    cfg = replace(
+        base,
+        metrics=tuple(replace(m, enabled=m.name == case.metric) for m in base.metrics),
+        segments=replace(base.segments, dimensions=()),
+        engine=replace(base.engine, whole_rollout_alpha_share=1.0, max_quality_keys=0),
+    )
+    hits = [
+        c.ts
+        for c in run_engine(mine, cfg)
+        if c.kind == "verdict" and c.state == "regressed" and c.metric == case.metric
+    ]
+    return min(hits) - onset if hits else None
 
 
 def tail_information(
@@ -675,21 +721,26 @@ def main() -> int:
 
     if args.boundary:
         t0 = time.perf_counter()
-        rows_b = pmap(boundary_one, list(range(args.boundary)), args.jobs)
-        k = sum(1 for r in rows_b if r["regressed"])
-        n = len(rows_b)
+        jobs_b = [(name, seed) for name in BOUNDARY_CASES for seed in range(args.boundary)]
+        rows_b = pmap(boundary_one, jobs_b, args.jobs)
         print(
-            f"\n[1b] Null at the margin: {n} rollouts x 30 min, canary latency x1.1 in tenant t3 "
-            f"(latency margins +10%) ({time.perf_counter() - t0:.0f}s)"
+            f"\n[1b] Null at the margin: {args.boundary} rollouts per case, the canary exactly at its margin "
+            f"from the start ({time.perf_counter() - t0:.0f}s)"
         )
-        print(
-            f"  rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
-            f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
-        )
-        for r in rows_b:
-            if r["regressed"]:
-                print(f"    false alarm: {r['regressed']}")
-        results["boundary"] = {"n": n, "rollguard": k, "upper95": clopper_pearson_upper(k, n)}
+        results["boundary"] = {}
+        for name in BOUNDARY_CASES:
+            mine = [r for r in rows_b if r["case"] == name]
+            k = sum(1 for r in mine if r["regressed"])
+            n = len(mine)
+            print(f"  {name}")
+            print(
+                f"    rollguard: {k}/{n} rollouts with any 'regressed' = {k / n:.3f}, "
+                f"95% upper bound {clopper_pearson_upper(k, n):.3f}  (alpha {cfg.alpha})"
+            )
+            for r in mine:
+                if r["regressed"]:
+                    print(f"      false alarm: {r['regressed']}")
+            results["boundary"][name] = {"n": n, "rollguard": k, "upper95": clopper_pearson_upper(k, n)}
 
     if args.seeds:
         print(
@@ -725,6 +776,20 @@ def main() -> int:
                 print(f"      its delay / the oracle's       : {floor}  (what testing the margin costs)")
                 vs_margin = median_ratio([r["rollguard"] for r in mine], margins)
                 print(f"    rollguard / oracle at the margin : {vs_margin}")
+            told = [r.get("told") for r in mine]
+            plain = [r["oracle"] for r in mine]
+            if case.guardrail:
+                print(f"    rollguard told cohort and metric : {quantiles(told, len(mine))}")
+                print(
+                    f"      its delay / the margin oracle's: {median_ratio(told, margins)}  (what the "
+                    "method costs: effect, onset and control rate unknown)"
+                )
+                print(f"      its delay / the oracle's       : {median_ratio(told, plain)}")
+                watching = median_ratio([r["rollguard"] for r in mine], told)
+                print(
+                    f"    rollguard / rollguard told       : {watching}"
+                    "  (what watching every cohort and metric at one alpha costs)"
+                )
             kay_early = sum(1 for r in mine if r["kayenta_before_onset"])
             print(
                 f"    kayenta-style                    : {quantiles([r['kayenta'] for r in mine], len(mine))}"

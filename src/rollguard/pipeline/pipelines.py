@@ -85,9 +85,10 @@ class Pipelines:
 
     def stray_rejection(self, item: Mapping[str, Any], at: float | None = None) -> EventError | None:
         """Why an operator action addressed to a rollout that has no pipeline yet is set aside as bad
-        input, when the policy would reject it anyway (malformed, unsigned, forged): so that a message
-        nobody may act with creates no rollout state. None when it would be accepted (an operator may
-        hold or silence a rollout before its first event: then it gets its pipeline) or is not stray.
+        input, when the policy would reject it anyway (malformed, unsigned, forged, or one that needs the
+        rollout's events, such as ``rehearse_revert``): so that a message nobody may act with creates no
+        rollout state. None when it would be accepted (an operator may hold or silence a rollout before
+        its first event: then it gets its pipeline) or is not stray.
 
         The one wording of that reason: the worker dead-letters the message with it and replay writes
         it to ``rejected.jsonl`` (field ``action``, contract ``operator``); neither audits it.

@@ -20,6 +20,7 @@ services:
 
 lint: env
 	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff format --check src tests benchmarks
 	$(BIN)/python -m mypy
 
 test: env kafka-fetch services lint

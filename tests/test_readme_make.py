@@ -30,6 +30,7 @@ def test_make_test_prepares_the_machine_then_lints_and_runs_every_test() -> None
     assert recipe[:3] == prepare
     assert recipe[3:] == [
         ".venv/bin/python -m ruff check src tests benchmarks",
+        ".venv/bin/python -m ruff format --check src tests benchmarks",
         ".venv/bin/python -m mypy",
         "HF_HUB_OFFLINE=1 .venv/bin/python -m pytest --doctest-modules src/rollguard tests",
     ]

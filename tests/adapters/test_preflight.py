@@ -94,7 +94,12 @@ def test_the_operators_rehearse_revert_issues_a_new_dry_run_rollback_and_readine
     audit = [orjson.loads(x) for x in (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()]
     results = {a["rollout_id"]: a["result"] for a in audit if a.get("action") == "rehearse_revert"}
     assert results["r1"].startswith(f"ok: rehearsal {rehearsals[1]['command_id']} (attempt 2)")
-    assert results["nobody"].startswith("rejected: no event of this rollout yet")
+    # A rollout with no state: set aside as the worker dead-letters it, with the policy's reason.
+    assert "nobody" not in results
+    rejected = [orjson.loads(x) for x in (tmp_path / "out" / "rejected.jsonl").read_bytes().splitlines()]
+    assert [(r["line"], r["field"], r["contract"]) for r in rejected] == [(2, "action", "operator")]
+    why = "for a rollout with no state here, rejected: no event of this rollout yet"
+    assert rejected[0]["reason"].startswith(why)
 
 
 @pytest.mark.parametrize(

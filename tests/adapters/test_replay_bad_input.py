@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rollguard.adapters.replay import replay
 from rollguard.cli import main
 from rollguard.domain.events import Event, parse_event
+from rollguard.policy.commands.signing import signed
 from rollguard.policy.policy import Policy
 from rollguard.settings.config import Config
 from rollguard.sim import generate, get_scenario
@@ -107,6 +109,50 @@ def test_bad_lines_in_the_inputs_file_are_rejected_not_fatal(
         "ok: automatic commands held",
         "ok: released",
     ]
+
+
+def test_a_rejected_operator_action_for_a_rollout_with_no_state_is_rejected_as_the_worker_dead_letters_it(
+    tmp_path: Path, event_lines: list[bytes]
+) -> None:
+    """Forged or malformed and addressed to a rollout that has no state: bad input, not a decision —
+    in rejected.jsonl with the worker's dead-letter reason, field and contract, not audited, no rollout."""
+    key = b"replay-stray-key"
+    first = orjson.loads(event_lines[0])
+    start, traffic = first["ts"], first["rollout_id"]
+
+    def hold(rollout_id: str, command_id: str) -> dict[str, object]:
+        return {"schema_version": 1, "action": "hold", "command_id": command_id, "rollout_id": rollout_id,
+                "issued_by": "ana", "issued_at": start + 60, "expires_at": start + 3600,
+                "operator": {}}  # fmt: skip
+
+    forged = {**hold("ghost", "op-forged"), "signature": "ab" * 32}
+    malformed = {k: v for k, v in hold("ghost-2", "op-malformed").items() if k != "issued_by"}
+    early = signed(hold("starts-later", "op-early"), key)  # accepted: an operator may hold in advance
+    known = {**hold(traffic, "op-known"), "issued_at": start + 120, "signature": "cd" * 32}
+    inputs = tmp_path / "inputs.jsonl"
+    inputs.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in (forged, malformed, early, known)))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in event_lines))
+
+    summary = replay(events, Config(), tmp_path / "out", signing_key=key, inputs=inputs)
+
+    rejected = [orjson.loads(r) for r in (tmp_path / "out" / "rejected.jsonl").read_bytes().splitlines()]
+    assert rejected == [
+        {"file": "inputs", "line": 1, "field": "action", "contract": "operator",
+         "reason": "for a rollout with no state here, rejected: signature check failed: bad_signature"},
+        {"file": "inputs", "line": 2, "field": "action", "contract": "operator",
+         "reason": "for a rollout with no state here, rejected: issued_by is required"},
+    ]  # fmt: skip
+    assert summary.inputs_rejected == 2
+    audit = [orjson.loads(r) for r in (tmp_path / "out" / "audit.jsonl").read_bytes().splitlines()]
+    results = {a["command_id"]: a["result"] for a in audit if a["type"] == "operator"}
+    # A rollout with state audits what it rejected; the stray actions are not audited at all.
+    assert results == {
+        "op-early": "ok: automatic commands held",
+        "op-known": "rejected: signature check failed: bad_signature",
+    }
+    report = orjson.loads((tmp_path / "out" / "summary.json").read_bytes())
+    assert sorted(report["readiness"]) == sorted([traffic, "starts-later"]), "no state for a ghost"
 
 
 def test_an_unreadable_file_or_unwritable_output_is_one_clear_line(

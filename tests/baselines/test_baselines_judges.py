@@ -94,8 +94,10 @@ def test_kayenta_aa_false_alarm_rate_is_reported(record_property) -> None:
         tests += res.n_tests
     share = alarms / runs
     record_property("kayenta_aa_false_alarm_share", share)
-    print(f"Kayenta-style judge, A/A 30 min at 40 req/s, 10% canary: {alarms}/{runs} rollouts with a failure "
-          f"({tests / runs:.0f} tests per rollout)")
+    print(
+        f"Kayenta-style judge, A/A 30 min at 40 req/s, 10% canary: {alarms}/{runs} rollouts with a failure "
+        f"({tests / runs:.0f} tests per rollout)"
+    )
     assert 0.0 <= share <= 1.0
 
 
@@ -124,8 +126,9 @@ def test_oracle_cusum_detects_error_rate_1_to_3_percent() -> None:
 
 
 def test_oracle_on_event_dicts_and_for_a_latency_tail() -> None:
-    sc = get_scenario("latency_tail_billing", seed=2, canary_weight=0.5, start_s=300.0, factor=2.0,
-                      duration_s=900)
+    sc = get_scenario(
+        "latency_tail_billing", seed=2, canary_weight=0.5, start_s=300.0, factor=2.0, duration_s=900
+    )
     events = list(generate(sc))
     for tail in ("binned", "exceedance"):
         spec = oracle_spec_for(sc, tail=tail)
@@ -149,8 +152,18 @@ def test_columns_from_events_equal_columns_from_scenario() -> None:
     sc = get_scenario("shadow_aa", seed=8, duration_s=120)
     a = EventColumns.from_events(generate(sc))
     b = EventColumns.from_scenario(sc)
-    for name in ("ts", "arm", "status", "latency_ms", "ttft_ms", "tokens_out", "cost_usd", "format_valid",
-                 "eval_score", "thumbs"):
+    for name in (
+        "ts",
+        "arm",
+        "status",
+        "latency_ms",
+        "ttft_ms",
+        "tokens_out",
+        "cost_usd",
+        "format_valid",
+        "eval_score",
+        "thumbs",
+    ):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     for dim in ("input_class", "tenant"):
         va, ca = a.segments[dim]

@@ -169,9 +169,8 @@ def _agree(obj: dict[str, object]) -> None:
     fast, reference = parse_event(orjson.dumps(obj)), parse_event(obj)
     assert fast == reference
     if isinstance(fast, Event):
-        assert {k: type(v) for k, v in fast.to_dict().items()} == {
-            k: type(v) for k, v in reference.to_dict().items()  # type: ignore[union-attr]
-        }
+        types = {k: type(v) for k, v in reference.to_dict().items()}  # type: ignore[union-attr]
+        assert {k: type(v) for k, v in fast.to_dict().items()} == types
 
 
 @pytest.mark.parametrize("name", [*GOOD, "schema_version", "extra_field"])

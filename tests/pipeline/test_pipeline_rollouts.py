@@ -142,14 +142,20 @@ def _hold(rollout_id: str, command_id: str) -> dict[str, Any]:
 def test_a_rejected_operator_action_for_an_unknown_rollout_leaves_no_rollout_state_behind() -> None:
     pipelines = Pipelines(CONFIG, signing_key=b"the-command-key")
     forged = {**_hold("nobody-1", "op-1"), "signature": "00" * 32}
-    step = pipelines.on_input(forged, 1_767_225_600.0)
-    assert step.audit[0]["result"].startswith("rejected: signature check failed")
+    why = pipelines.stray_rejection(forged, 1_767_225_600.0)
+    assert why is not None and why.field == "action"
+    assert why.reason.startswith("for a rollout with no state here, rejected: signature check failed")
+    assert not pipelines.on_input(forged, 1_767_225_600.0), "bad input, set aside by the caller: no audit"
     malformed = {k: v for k, v in _hold("nobody-2", "op-2").items() if k != "issued_by"}
-    assert pipelines.on_input(malformed).audit[0]["result"] == "rejected: issued_by is required"
+    why = pipelines.stray_rejection(malformed)
+    assert why is not None
+    assert why.reason == "for a rollout with no state here, rejected: issued_by is required"
+    assert not pipelines.on_input(malformed)
     assert len(pipelines) == 0, "nothing a message says can make rollguard hold state for a rollout"
 
 
 def test_an_accepted_operator_action_may_come_before_the_rollouts_first_event() -> None:
     pipelines = Pipelines(CONFIG)  # no signing key: actions are not verified
+    assert pipelines.stray_rejection(_hold("early", "op-3"), 1_767_225_600.0) is None
     step = pipelines.on_input(_hold("early", "op-3"), 1_767_225_600.0)
     assert step.audit[0]["result"].startswith("ok") and len(pipelines) == 1

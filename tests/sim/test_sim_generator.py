@@ -61,6 +61,7 @@ def test_injected_scenario_shares_every_draw_with_aa_before_onset() -> None:
     a = list(generate(get_scenario("aa", seed=4, duration_s=600)))
     b = list(generate(get_scenario("error_spike_coding", seed=4, duration_s=600, start_s=300.0)))
     assert len(a) == len(b)
+
     def core(e: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in e.items() if k not in strip}
 
@@ -124,8 +125,8 @@ def test_latency_tokens_cost_are_heavy_tailed_and_consistent(aa_events: list[dic
 def test_segment_shares(aa_events: list[dict[str, Any]]) -> None:
     n = len(aa_events)
     classes = Counter(e["segment"]["input_class"] for e in aa_events)
-    for value, share in {"chat": 0.45, "coding": 0.27, "summarization": 0.15, "billing": 0.10,
-                         "legal": 0.03}.items():
+    shares = {"chat": 0.45, "coding": 0.27, "summarization": 0.15, "billing": 0.10, "legal": 0.03}
+    for value, share in shares.items():
         assert classes[value] / n == pytest.approx(share, abs=0.01), value
     tenants = Counter(e["segment"]["tenant"] for e in aa_events)
     zipf = np.array([1 / k for k in range(1, 7)])
@@ -176,8 +177,13 @@ def test_ramp_keeps_canary_units_on_the_canary_and_follows_the_weights() -> None
 # ---- injections -----------------------------------------------------------------------------------
 def test_injection_only_in_targeted_cohort_and_arm_after_onset(spike_events: list[dict[str, Any]]) -> None:
     def err(arm: str, coding: bool, after: bool) -> float:
-        sel = [e for e in spike_events if e["arm"] == arm
-               and (e["segment"]["input_class"] == "coding") == coding and (rel(e) >= 600) == after]
+        sel = [
+            e
+            for e in spike_events
+            if e["arm"] == arm
+            and (e["segment"]["input_class"] == "coding") == coding
+            and (rel(e) >= 600) == after
+        ]
         return rate(sel, "error")
 
     assert err("canary", True, False) == pytest.approx(0.01, abs=0.005)
@@ -189,13 +195,19 @@ def test_injection_only_in_targeted_cohort_and_arm_after_onset(spike_events: lis
 
 
 def test_both_arms_injection_affects_both_arms_in_its_window() -> None:
-    sc = get_scenario("both_arms_outage", seed=4, start_s=300.0, end_s=600.0, canary_weight=0.5,
-                      duration_s=900)
+    sc = get_scenario(
+        "both_arms_outage", seed=4, start_s=300.0, end_s=600.0, canary_weight=0.5, duration_s=900
+    )
     events = list(generate(sc))
 
     def timeouts(arm: str, tenant: bool, window: bool) -> float:
-        sel = [e for e in events if e["arm"] == arm and (e["segment"]["tenant"] == "t2") == tenant
-               and (300 <= rel(e) < 600) == window]
+        sel = [
+            e
+            for e in events
+            if e["arm"] == arm
+            and (e["segment"]["tenant"] == "t2") == tenant
+            and (300 <= rel(e) < 600) == window
+        ]
         return rate(sel, "timeout")
 
     for arm in ("control", "canary"):
@@ -209,8 +221,9 @@ def test_latency_tail_injection_moves_p95_not_median() -> None:
     before = sample_requests(sc, 200_000, 599.0, "canary", {"input_class": "billing"})
     after = sample_requests(sc, 200_000, 600.0, "canary", {"input_class": "billing"})
     control = sample_requests(sc, 200_000, 600.0, "control", {"input_class": "billing"})
-    q_b, q_a, q_c = (np.percentile(c["latency_ms"][c["status"] == 0], [50, 95])
-                     for c in (before, after, control))
+    q_b, q_a, q_c = (
+        np.percentile(c["latency_ms"][c["status"] == 0], [50, 95]) for c in (before, after, control)
+    )
     assert q_a[0] == pytest.approx(q_b[0], rel=0.01)
     assert q_a[1] / q_b[1] == pytest.approx(1.3, abs=0.03)
     np.testing.assert_allclose(q_c, q_b, rtol=1e-9)
@@ -258,16 +271,19 @@ def test_drop_events_makes_a_sample_ratio_mismatch() -> None:
 
 # ---- phases ---------------------------------------------------------------------------------------
 def test_promotion_leaves_only_the_new_version() -> None:
-    sc = get_scenario("post_rollout_regression", seed=1, duration_s=1000, promote_at_s=400.0, start_s=600.0,
-                      error_rate=0.08)
+    sc = get_scenario(
+        "post_rollout_regression", seed=1, duration_s=1000, promote_at_s=400.0, start_s=600.0, error_rate=0.08
+    )
     sc.shadow = Shadow()
     events = list(generate(sc))
     after = [e for e in events if rel(e) >= 400 and e["arm"] != "shadow"]
     before = [e for e in events if rel(e) < 400]
     # shadow copies of requests made before the promotion may still arrive just after it, no later ones
     late_shadows = [e for e in events if e["arm"] == "shadow" and rel(e) >= 400]
-    assert all(int(e["request_id"].rsplit("r", 1)[1]) < int(after[0]["request_id"].rsplit("r", 1)[1])
-               for e in late_shadows)
+    assert all(
+        int(e["request_id"].rsplit("r", 1)[1]) < int(after[0]["request_id"].rsplit("r", 1)[1])
+        for e in late_shadows
+    )
     assert after
     assert all(e["arm"] == "canary" and e["canary_weight"] == 1.0 and e["variant"] == "v2" for e in after)
     assert {"control", "canary", "shadow"} <= {e["arm"] for e in before}
@@ -329,8 +345,9 @@ def test_response_text_hook_and_register_injection() -> None:
         return any(h in e["response_text"] for h in hedges)
 
     ok = [e for e in events if e["status"] == "ok"]
-    target = [e for e in ok
-              if e["arm"] == "canary" and e["segment"]["input_class"] == "chat" and rel(e) >= 150]
+    target = [
+        e for e in ok if e["arm"] == "canary" and e["segment"]["input_class"] == "chat" and rel(e) >= 150
+    ]
     target_ids = {e["event_id"] for e in target}
     others = [e for e in ok if e["event_id"] not in target_ids]
     assert target and all(hedging(e) for e in target)

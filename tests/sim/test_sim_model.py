@@ -32,10 +32,14 @@ def test_unknown_keys_are_rejected_with_their_path() -> None:
 @pytest.mark.parametrize(
     ("injection", "message"),
     [
-        (Injection("error_rate", 0.03, 0.0, cohort={"input_klass": "coding"}),
-         "unknown dimension 'input_klass'"),
-        (Injection("error_rate", 0.03, 0.0, cohort={"input_class": "poetry"}),
-         "is not a value of input_class"),
+        (
+            Injection("error_rate", 0.03, 0.0, cohort={"input_klass": "coding"}),
+            "unknown dimension 'input_klass'",
+        ),
+        (
+            Injection("error_rate", 0.03, 0.0, cohort={"input_class": "poetry"}),
+            "is not a value of input_class",
+        ),
         (Injection("latency_p95", 1.3, 0.0), "metric: unknown 'latency_p95'"),
         (Injection("error_rate", 3.0, 0.0), "a rate must be in"),
         (Injection("latency", 1.3, 0.0, mode="add"), "not allowed for latency"),
@@ -64,7 +68,7 @@ def test_weight_schedule_and_promotion() -> None:
     sc = get_scenario("ramp", steps=(0.01, 0.05, 0.5), step_s=100.0, promote_at_s=250.0)
     assert [sc.weight_at(t) for t in (0.0, 99.9, 100.0, 200.0, 249.0, 250.0, 1000.0)] == [
         0.01, 0.01, 0.05, 0.5, 0.5, 1.0, 1.0,
-    ]
+    ]  # fmt: skip
 
 
 def test_unknown_scenario_name() -> None:

@@ -2,8 +2,9 @@
 
 ``rollguard replay EVENTS.jsonl --out DIR`` writes ``DIR/verdicts.jsonl`` (every verdict change with its
 evidence and the event time at which it happened), ``DIR/rejected.jsonl`` (malformed lines with the
-line number, field and reason — never their content) and ``DIR/summary.json``. The same input gives the
-same output byte for byte: nothing here reads the clock, and JSON keys are written sorted.
+line number, field and reason — never their content; from the inputs file also the stray operator
+actions, which the worker dead-letters with the same reason) and ``DIR/summary.json``. The same input
+gives the same output byte for byte: nothing here reads the clock, and JSON keys are written sorted.
 
 Each rollout runs through its own :class:`~rollguard.pipeline.rollout.RolloutPipeline` (detection, policy,
 its own event-time clock), exactly as in the streaming worker:
@@ -68,15 +69,21 @@ class ReplaySummary:
     otlp: dict[str, int] | None = None  # OTLP input: what became of the spans (translator counters)
 
 
+#: Sets aside one line of the inputs file: (line, field, reason, contract — or None when no worker's
+#: dead letter has an equivalent).
+Reject = Callable[[int, str, str, str | None], None]
+
+
 class _Inputs:
     """Acks and operator actions waiting for their event time (from a file, or auto-acks)."""
 
-    def __init__(self, auto_ack_s: float | None) -> None:
+    def __init__(self, auto_ack_s: float | None, reject: Reject) -> None:
         self.auto_ack_s = auto_ack_s
-        self.heap: list[tuple[float, int, dict[str, Any]]] = []
+        self.reject = reject
+        self.heap: list[tuple[float, int, int, dict[str, Any]]] = []  # (at, seq, line, item)
         self.seq = 0
 
-    def load(self, path: str | Path, reject: Callable[[int, str, str], None]) -> None:
+    def load(self, path: str | Path) -> None:
         """Queue the file's acks and operator actions; a line that is neither is rejected with a reason.
 
         What an ack or action *says* is judged by the policy (which audits what it ignored); here only
@@ -88,15 +95,15 @@ class _Inputs:
                     continue
                 item, field, reason = _input_item(line)
                 if item is None:
-                    reject(lineno, field, reason)
+                    self.reject(lineno, field, reason, None)
                     continue
                 at = item.get("issued_at") if "action" in item else item.get("at")
                 # Applied at its own time; one without a usable time is applied at once.
                 when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else -math.inf
-                self.push(when if math.isfinite(when) else -math.inf, item)
+                self.push(when if math.isfinite(when) else -math.inf, item, lineno)
 
-    def push(self, at: float, item: dict[str, Any]) -> None:
-        heapq.heappush(self.heap, (at, self.seq, item))
+    def push(self, at: float, item: dict[str, Any], lineno: int = 0) -> None:
+        heapq.heappush(self.heap, (at, self.seq, lineno, item))
         self.seq += 1
 
     def on_command(self, command: dict[str, Any]) -> None:
@@ -117,10 +124,18 @@ class _Inputs:
         )
 
     def due(self, now: float, pipelines: Pipelines) -> Step:
-        """Apply every input whose time has come (in time order), each to its own rollout."""
+        """Apply every input whose time has come (in time order), each to its own rollout.
+
+        An operator action for a rollout with no state yet that the policy would reject anyway is bad
+        input, not a decision: rejected with the reason the worker dead-letters it with (contract
+        ``operator``), and not audited — as in the worker."""
         step = Step()
         while self.heap and self.heap[0][0] <= now:
-            at, _, item = heapq.heappop(self.heap)
+            at, _, lineno, item = heapq.heappop(self.heap)
+            stray = pipelines.stray_rejection(item, at)
+            if stray is not None:
+                self.reject(lineno, stray.field, stray.reason, "operator")
+                continue
             step += pipelines.on_input(item, at)
         return step
 
@@ -168,7 +183,6 @@ def replay(
     read = 0
     pipelines = Pipelines(config, signing_key=signing_key)
     pipelines.shared.eval_gates.update(read_eval_gates(config))
-    pending = _Inputs(auto_ack_s)
     summary = ReplaySummary()
     last_ts = float("-inf")
     with (
@@ -199,14 +213,16 @@ def replay(
             summary.commands += len(step.commands)
             summary.readiness_records += len(step.readiness)
 
+        def reject_input(lineno: int, field: str, reason: str, contract: str | None) -> None:
+            summary.inputs_rejected += 1
+            record = {"file": "inputs", "line": lineno, "field": field, "reason": reason}
+            if contract is not None:  # the contract of the worker's dead letter for the same message
+                record["contract"] = contract
+            rejected.write(orjson.dumps(record, option=_DUMP))
+
+        pending = _Inputs(auto_ack_s, reject_input)
         if inputs is not None:
-
-            def reject_input(lineno: int, field: str, reason: str) -> None:
-                summary.inputs_rejected += 1
-                record = {"file": "inputs", "line": lineno, "field": field, "reason": reason}
-                rejected.write(orjson.dumps(record, option=_DUMP))
-
-            pending.load(inputs, reject_input)
+            pending.load(inputs)
         lineno = blank = 0
         process = pipelines.process
         translator = OtlpTranslator(config.otlp, "otlp_json") if fmt == "otlp-json" else None

@@ -288,9 +288,11 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--control-only", type=duration, default=0.0, metavar="DURATION",
                    help="a control-only period before the canary starts, e.g. 10m (default 0)")  # fmt: skip
     p.add_argument("--control-parts", type=parts, default=None, metavar="NAME=VALUE,...",
-                   help="variant_parts of control's events, e.g. model=m-1,prompt=p6 (with --canary-parts)")
+                   help="variant_parts of control's events, e.g. model=m-1,prompt=p6 "
+                   "(with --canary-parts)")  # fmt: skip
     p.add_argument("--canary-parts", type=parts, default=None, metavar="NAME=VALUE,...",
-                   help="variant_parts of the canary's (and shadow) events, e.g. model=m-2,prompt=p7")
+                   help="variant_parts of the canary's (and shadow) events, "
+                   "e.g. model=m-2,prompt=p7")  # fmt: skip
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--rollout-id", default=None, help="default: SCENARIO-SEED")
     p.add_argument("--out", default=None, metavar="FILE", help="write JSON lines here (- for stdout)")

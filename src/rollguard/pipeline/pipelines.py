@@ -3,7 +3,9 @@ for the rollouts of its partitions.
 
 Events go to their rollout's pipeline; an ack goes to the pipeline of its ``rollout_id`` (an ack for a
 rollout never seen is audited and ignored); an operator action goes to its rollout's pipeline, created
-if need be (an operator may hold a rollout before its traffic starts). Silences are shared.
+if need be (an operator may hold a rollout before its traffic starts) — unless the policy would reject
+it anyway: such a stray action is bad input (:meth:`Pipelines.stray_rejection` says why), which the
+worker dead-letters and replay writes to ``rejected.jsonl``. Silences are shared.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from rollguard.domain.events import Event
+from rollguard.domain.events import Event, EventError
 from rollguard.embeddings.embedder import Embedder
 from rollguard.embeddings.semantic_engine import check_model
 from rollguard.pipeline.rollout import RolloutPipeline, Step
@@ -74,19 +76,22 @@ class Pipelines:
             # Nothing to apply it to: the policy words the audit record as it would for any rollout.
             scratch = Policy(self.config, signing_key=self.signing_key, instance=self.instance)
             return Step().add(scratch.on_operator(item) if is_action else scratch.on_ack(item))
-        stray = self.stray_rejection(item, at)
-        if stray is not None:
-            return stray
+        if self.stray_rejection(item, at) is not None:
+            return Step()  # bad input, not a decision: the caller sets it aside with stray_rejection's reason
         p = self.get(rid)
         step = p.advance(at) if at is not None and math.isfinite(at) else Step()
         step += p.on_input(item)
         return step
 
-    def stray_rejection(self, item: Mapping[str, Any], at: float | None = None) -> Step | None:
-        """For an operator action addressed to a rollout that has no pipeline yet: the audit of its
-        rejection, when the policy would reject it anyway (malformed, unsigned, forged, a duplicate),
-        so that a message nobody may act with creates no rollout state; None when it would be accepted
-        (an operator may hold or silence a rollout before its first event: then it gets its pipeline).
+    def stray_rejection(self, item: Mapping[str, Any], at: float | None = None) -> EventError | None:
+        """Why an operator action addressed to a rollout that has no pipeline yet is set aside as bad
+        input, when the policy would reject it anyway (malformed, unsigned, forged, or one that needs the
+        rollout's events, such as ``rehearse_revert``): so that a message nobody may act with creates no
+        rollout state. None when it would be accepted (an operator may hold or silence a rollout before
+        its first event: then it gets its pipeline) or is not stray.
+
+        The one wording of that reason: the worker dead-letters the message with it and replay writes
+        it to ``rejected.jsonl`` (field ``action``, contract ``operator``); neither audits it.
         """
         rid = item.get("rollout_id")
         if "action" not in item or not isinstance(rid, str) or not rid or rid in self.by_rollout:
@@ -94,9 +99,11 @@ class Pipelines:
         scratch = Policy(self.config, signing_key=self.signing_key, instance=self.instance)
         if at is not None and math.isfinite(at):
             scratch.advance(at)
-        out = scratch.on_operator(item)
-        rejected = any(str(a.get("result", "")).startswith("rejected:") for a in out.audit)
-        return Step().add(out) if rejected else None
+        results = [str(a.get("result", "")) for a in scratch.on_operator(item).audit]
+        rejected = next((r for r in results if r.startswith("rejected:")), None)
+        if rejected is None:
+            return None
+        return EventError("action", f"for a rollout with no state here, {rejected}")
 
     def flush(self) -> Step:
         """Close every rollout's open batch (the end of a file)."""

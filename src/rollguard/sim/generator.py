@@ -41,8 +41,19 @@ ERROR: Final = 1
 TIMEOUT: Final = 2
 REFUSAL: Final = 3
 
-_STREAMS: Final = ("arrivals", "units", "segments", "status", "tokens", "latency", "quality", "eval",
-                   "drop", "shadow", "text")
+_STREAMS: Final = (
+    "arrivals",
+    "units",
+    "segments",
+    "status",
+    "tokens",
+    "latency",
+    "quality",
+    "eval",
+    "drop",
+    "shadow",
+    "text",
+)
 
 
 @dataclass
@@ -323,8 +334,11 @@ def respond(
     c2 = np.minimum(c1 + pt, 1.0)
     c3 = np.minimum(c2 + pr, 1.0)
     stacked = np.where(u[0] < c1, ERROR, np.where(u[0] < c2, TIMEOUT, np.where(u[0] < c3, REFUSAL, OK)))
-    banded = np.where(u[0] < pe, ERROR, np.where(u[0] >= 1.0 - pt, TIMEOUT,
-                                                 np.where(np.abs(u[0] - 0.5) < pr / 2, REFUSAL, OK)))
+    banded = np.where(
+        u[0] < pe,
+        ERROR,
+        np.where(u[0] >= 1.0 - pt, TIMEOUT, np.where(np.abs(u[0] - 0.5) < pr / 2, REFUSAL, OK)),
+    )
     status = np.where(apart, banded, stacked).astype(np.int8)
     ok = status == OK
     served = ok | (status == REFUSAL)
@@ -342,8 +356,14 @@ def respond(
 
     # latency = ttft + tokens_out * time per token (served); errors fail fast; timeouts hit the limit
     zl = s["latency"].standard_normal((3, n))
-    ttft = (P["ttft_median_ms"][combo] * np.exp(P["ttft_sigma"][combo] * zl[0])
-            + tokens_in * P["prefill_ms_per_1k_tokens"][combo] / 1000.0) * ttft_mult * lat_mult
+    ttft = (
+        (
+            P["ttft_median_ms"][combo] * np.exp(P["ttft_sigma"][combo] * zl[0])
+            + tokens_in * P["prefill_ms_per_1k_tokens"][combo] / 1000.0
+        )
+        * ttft_mult
+        * lat_mult
+    )
     tpot = P["tpot_median_ms"][combo] * np.exp(P["tpot_sigma"][combo] * zl[1]) * lat_mult
     served_latency = ttft + np.maximum(tokens_out, 0) * tpot
     for inj, m in tails:
@@ -351,9 +371,13 @@ def respond(
         if mm.any():
             served_latency = np.where(mm, _stretch_tail(served_latency, inj), served_latency)
     latency = np.where(
-        served, served_latency,
-        np.where(status == ERROR, P["error_latency_median_ms"][combo] * np.exp(0.6 * zl[2]),
-                 P["timeout_ms"][combo] + 20.0 * np.abs(zl[2])),
+        served,
+        served_latency,
+        np.where(
+            status == ERROR,
+            P["error_latency_median_ms"][combo] * np.exp(0.6 * zl[2]),
+            P["timeout_ms"][combo] + 20.0 * np.abs(zl[2]),
+        ),
     )
     ttft_out = np.where(served, ttft, np.nan)
 
@@ -434,8 +458,9 @@ def _arrival_chunks(plan: Plan, rng: np.random.Generator) -> Iterator[F64]:
 
 def _rate(plan: Plan, t: F64) -> F64:
     arr = plan.scenario.arrivals
-    rate = arr.rate_per_s * (1.0 + arr.diurnal_amplitude
-                             * np.sin(2.0 * np.pi * (t + arr.diurnal_phase_s) / arr.diurnal_period_s))
+    rate = arr.rate_per_s * (
+        1.0 + arr.diurnal_amplitude * np.sin(2.0 * np.pi * (t + arr.diurnal_phase_s) / arr.diurnal_period_s)
+    )
     for b in arr.bursts:
         rate = np.where((t >= b.start_s) & (t < b.start_s + b.duration_s), rate * b.multiplier, rate)
     return rate
@@ -491,8 +516,18 @@ def _batches(plan: Plan) -> Iterator[EventBatch]:
                 sh_arm = np.full(len(chosen), SHADOW, dtype=np.int8)
                 sh_cols = respond(plan, shadow_s, combo[chosen], sh_arm, t[chosen], cols["tokens_in"][chosen])
                 sh_cols["thumbs"][:] = -1  # nobody sees a shadow answer: no user feedback
-                shadow = _batch(plan, shadow_s, t[chosen] + delay, seq[chosen], sh_arm, unit[chosen],
-                                combo[chosen], weight[chosen], sh_cols, request_t=t[chosen])
+                shadow = _batch(
+                    plan,
+                    shadow_s,
+                    t[chosen] + delay,
+                    seq[chosen],
+                    sh_arm,
+                    unit[chosen],
+                    combo[chosen],
+                    weight[chosen],
+                    sh_cols,
+                    request_t=t[chosen],
+                )
                 parts.append(shadow.take(sh_cols["keep"]))
         merged = EventBatch.concat(parts) if len(parts) > 1 else parts[0]
         order = np.argsort(merged.t, kind="stable")
@@ -510,25 +545,53 @@ def _batches(plan: Plan) -> Iterator[EventBatch]:
 
 
 def _batch(
-    plan: Plan, s: Mapping[str, np.random.Generator], t: F64, seq: I64, arm: I8, unit: I64, combo: I64,
-    weight: F64, cols: dict[str, Any], request_t: F64 | None = None,
+    plan: Plan,
+    s: Mapping[str, np.random.Generator],
+    t: F64,
+    seq: I64,
+    arm: I8,
+    unit: I64,
+    combo: I64,
+    weight: F64,
+    cols: dict[str, Any],
+    request_t: F64 | None = None,
 ) -> EventBatch:
     texts: list[str | None] | None = None
     if plan.text_generator is not None and plan.scenario.response_text is not None:
         rt = t if request_t is None else request_t
         matches = [inj.combo_match for inj in plan.injections]
-        ctx = TextContext(plan.scenario, plan.segments, combo, arm, cols["status"], cols["tokens_out"], rt,
-                          text_markers(plan.scenario, matches, combo, arm, rt))
+        ctx = TextContext(
+            plan.scenario,
+            plan.segments,
+            combo,
+            arm,
+            cols["status"],
+            cols["tokens_out"],
+            rt,
+            text_markers(plan.scenario, matches, combo, arm, rt),
+        )
         texts = plan.text_generator(ctx, s["text"])
         share = plan.scenario.response_text.share
         if share < 1.0:
             has = s["text"].random(len(t)) < share
             texts = [x if h else None for x, h in zip(texts, has.tolist(), strict=True)]
     return EventBatch(
-        t=t, seq=seq, arm=arm, unit=unit, combo=combo, weight=weight, status=cols["status"],
-        latency_ms=cols["latency_ms"], ttft_ms=cols["ttft_ms"], tokens_in=cols["tokens_in"],
-        tokens_out=cols["tokens_out"], cost_usd=cols["cost_usd"], format_valid=cols["format_valid"],
-        eval_score=cols["eval_score"], thumbs=cols["thumbs"], texts=texts,
+        t=t,
+        seq=seq,
+        arm=arm,
+        unit=unit,
+        combo=combo,
+        weight=weight,
+        status=cols["status"],
+        latency_ms=cols["latency_ms"],
+        ttft_ms=cols["ttft_ms"],
+        tokens_in=cols["tokens_in"],
+        tokens_out=cols["tokens_out"],
+        cost_usd=cols["cost_usd"],
+        format_valid=cols["format_valid"],
+        eval_score=cols["eval_score"],
+        thumbs=cols["thumbs"],
+        texts=texts,
     )
 
 
@@ -560,10 +623,23 @@ def batch_to_dicts(plan: Plan, batch: EventBatch) -> Iterator[dict[str, Any]]:
     cost = np.round(batch.cost_usd, 8).tolist()
     ev_score = np.round(batch.eval_score, 4).tolist()
     texts = batch.texts if batch.texts is not None else [None] * len(batch)
-    for (ts_i, s_i, a, u, c, w, st, lat_i, ttft_i, tin, tout, cost_i, fv, q_i, th, text) in zip(
-        ts, batch.seq.tolist(), batch.arm.tolist(), batch.unit.tolist(), batch.combo.tolist(),
-        batch.weight.tolist(), batch.status.tolist(), lat, ttft, batch.tokens_in.tolist(),
-        batch.tokens_out.tolist(), cost, batch.format_valid.tolist(), ev_score, batch.thumbs.tolist(), texts,
+    for ts_i, s_i, a, u, c, w, st, lat_i, ttft_i, tin, tout, cost_i, fv, q_i, th, text in zip(
+        ts,
+        batch.seq.tolist(),
+        batch.arm.tolist(),
+        batch.unit.tolist(),
+        batch.combo.tolist(),
+        batch.weight.tolist(),
+        batch.status.tolist(),
+        lat,
+        ttft,
+        batch.tokens_in.tolist(),
+        batch.tokens_out.tolist(),
+        cost,
+        batch.format_valid.tolist(),
+        ev_score,
+        batch.thumbs.tolist(),
+        texts,
         strict=True,
     ):
         ev: dict[str, Any] = {
@@ -624,8 +700,10 @@ def sample_requests(
     p = np.where(match, plan.combo_prob, 0.0)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([scenario.seed, seed, 7919])))
     combo = _draw_categorical(rng, p / p.sum(), n)
-    streams = {name: np.random.Generator(np.random.PCG64(np.random.SeedSequence([scenario.seed, seed, i])))
-               for i, name in enumerate(_STREAMS)}
+    streams = {
+        name: np.random.Generator(np.random.PCG64(np.random.SeedSequence([scenario.seed, seed, i])))
+        for i, name in enumerate(_STREAMS)
+    }
     arm_code = np.full(n, ARM_NAMES.index(arm), dtype=np.int8)
     active = None if injections else ()
     cols = respond(plan, streams, combo, arm_code, np.full(n, float(t)), injections=active)

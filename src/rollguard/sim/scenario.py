@@ -107,8 +107,16 @@ class Behaviour:
         return dataclasses.replace(self, **{k: float(v) for k, v in overrides.items()})
 
     def validate(self, where: str = "behaviour") -> None:
-        for name in ("error_rate", "timeout_rate", "refusal_rate", "format_invalid_rate", "eval_share",
-                     "thumbs_share", "thumbs_up_rate", "refusal_thumbs_up_rate"):
+        for name in (
+            "error_rate",
+            "timeout_rate",
+            "refusal_rate",
+            "format_invalid_rate",
+            "eval_share",
+            "thumbs_share",
+            "thumbs_up_rate",
+            "refusal_thumbs_up_rate",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ScenarioError(f"{where}.{name}: must be in [0, 1], got {value!r}")
@@ -327,27 +335,60 @@ def default_dimensions() -> list[Dimension]:
     zipf = [1.0 / k for k in range(1, 7)]
     total = sum(zipf)
     return [
-        Dimension("input_class", ["chat", "coding", "summarization", "billing", "legal"],
-                  [0.45, 0.27, 0.15, 0.10, 0.03]),
-        Dimension("tenant", [f"t{k}" for k in range(1, 7)], [round(z / total, 4) for z in zipf],
-                  per_unit=True),
+        Dimension(
+            "input_class",
+            ["chat", "coding", "summarization", "billing", "legal"],
+            [0.45, 0.27, 0.15, 0.10, 0.03],
+        ),
+        Dimension(
+            "tenant", [f"t{k}" for k in range(1, 7)], [round(z / total, 4) for z in zipf], per_unit=True
+        ),
     ]
 
 
 def default_segment_behaviour() -> dict[str, dict[str, float]]:
     """Per-segment departures from :class:`Behaviour` defaults (applied in order, later keys win)."""
     return {
-        "input_class=chat": {"tokens_in_median": 350.0, "tokens_out_median": 180.0, "eval_mean": 0.82,
-                             "error_rate": 0.005, "refusal_rate": 0.01},
-        "input_class=coding": {"tokens_in_median": 1500.0, "tokens_in_sigma": 1.0, "tokens_out_median": 420.0,
-                               "tokens_out_sigma": 0.9, "error_rate": 0.01, "timeout_rate": 0.004,
-                               "refusal_rate": 0.003, "format_invalid_rate": 0.015, "eval_mean": 0.74},
-        "input_class=summarization": {"tokens_in_median": 3000.0, "tokens_in_sigma": 0.8,
-                                      "tokens_out_median": 200.0, "tokens_out_sigma": 0.5, "eval_mean": 0.8},
-        "input_class=billing": {"tokens_in_median": 600.0, "tokens_out_median": 150.0, "refusal_rate": 0.02,
-                                "eval_mean": 0.85, "format_invalid_rate": 0.008},
-        "input_class=legal": {"tokens_in_median": 2500.0, "tokens_out_median": 500.0, "refusal_rate": 0.03,
-                              "eval_mean": 0.7, "eval_concentration": 10.0, "error_rate": 0.008},
+        "input_class=chat": {
+            "tokens_in_median": 350.0,
+            "tokens_out_median": 180.0,
+            "eval_mean": 0.82,
+            "error_rate": 0.005,
+            "refusal_rate": 0.01,
+        },
+        "input_class=coding": {
+            "tokens_in_median": 1500.0,
+            "tokens_in_sigma": 1.0,
+            "tokens_out_median": 420.0,
+            "tokens_out_sigma": 0.9,
+            "error_rate": 0.01,
+            "timeout_rate": 0.004,
+            "refusal_rate": 0.003,
+            "format_invalid_rate": 0.015,
+            "eval_mean": 0.74,
+        },
+        "input_class=summarization": {
+            "tokens_in_median": 3000.0,
+            "tokens_in_sigma": 0.8,
+            "tokens_out_median": 200.0,
+            "tokens_out_sigma": 0.5,
+            "eval_mean": 0.8,
+        },
+        "input_class=billing": {
+            "tokens_in_median": 600.0,
+            "tokens_out_median": 150.0,
+            "refusal_rate": 0.02,
+            "eval_mean": 0.85,
+            "format_invalid_rate": 0.008,
+        },
+        "input_class=legal": {
+            "tokens_in_median": 2500.0,
+            "tokens_out_median": 500.0,
+            "refusal_rate": 0.03,
+            "eval_mean": 0.7,
+            "eval_concentration": 10.0,
+            "error_rate": 0.008,
+        },
         "tenant=t4": {"price_in_per_1k": 0.0004, "price_out_per_1k": 0.0012},  # a negotiated discount
         "tenant=t6": {"ttft_median_ms": 450.0},  # a far-away region
     }

@@ -79,8 +79,12 @@ _VOCAB_TEXT: dict[str, str] = {
 _VOCAB: dict[str, list[str]] = {k: v.split() for k, v in _VOCAB_TEXT.items()}
 _REGISTERS: dict[str, list[str]] = {
     "neutral": ["Here is", "This is", "In short,", "Answer:"],
-    "hedging": ["I might be wrong, but perhaps", "It is possible that", "I cannot be certain, however",
-                "Arguably, and with caveats,"],
+    "hedging": [
+        "I might be wrong, but perhaps",
+        "It is possible that",
+        "I cannot be certain, however",
+        "Arguably, and with caveats,",
+    ],
     "terse": ["", "", "Ok.", "Done."],
 }
 
@@ -108,8 +112,15 @@ def _templates(spec: TextSpec, scenario: Scenario) -> TextGenerator:
         words = (rng.random((n, max_words)) * sizes[ctx.combo][:, None]).astype(np.int64).tolist()
         pick = rng.random(n).tolist()
         out: list[str | None] = []
-        for st, c, reg, k, w, p in zip(ctx.status.tolist(), ctx.combo.tolist(), register.tolist(),
-                                       lengths.tolist(), words, pick, strict=True):
+        for st, c, reg, k, w, p in zip(
+            ctx.status.tolist(),
+            ctx.combo.tolist(),
+            register.tolist(),
+            lengths.tolist(),
+            words,
+            pick,
+            strict=True,
+        ):
             if st == 3:
                 out.append("I'm sorry, but I can't help with that request.")
             elif st != 0:
@@ -128,8 +139,11 @@ register_text_generator("templates", _templates)
 
 
 def text_markers(
-    scenario: Scenario, combo_match: list[npt.NDArray[np.bool_]], combo: npt.NDArray[np.int64],
-    arm: npt.NDArray[np.int8], t: npt.NDArray[np.float64],
+    scenario: Scenario,
+    combo_match: list[npt.NDArray[np.bool_]],
+    combo: npt.NDArray[np.int64],
+    arm: npt.NDArray[np.int8],
+    t: npt.NDArray[np.float64],
 ) -> list[tuple[Injection, npt.NDArray[np.bool_]]]:
     """Events marked by each ``metric="text"`` injection (``combo_match`` is per injection)."""
     out: list[tuple[Injection, npt.NDArray[np.bool_]]] = []

@@ -578,11 +578,9 @@ class WorkerRuntime:
             return  # an ack for a rollout this worker holds no state for: nothing it could move
         if rid not in self.runtimes and (stray := self.pipelines.stray_rejection(item)) is not None:
             # Rejected anyway (unsigned, forged, malformed) and addressed to a rollout with no state:
-            # dead-lettered with the reason, so no message can make the worker hold (and checkpoint)
-            # state for rollouts that do not exist.
-            result = str(stray.audit[0].get("result", "rejected")) if stray.audit else "rejected"
-            why = f"for a rollout with no state here, {result}"
-            await self.dead_letter(r, EventError("action", why), contract=kind)
+            # dead-lettered with the reason (replay writes the same to rejected.jsonl), so no message
+            # can make the worker hold (and checkpoint) state for rollouts that do not exist.
+            await self.dead_letter(r, stray, contract=kind)
             self._handled(generation, r, None)
             return
         rt = await self.runtime(rid)

@@ -143,6 +143,35 @@ class Service:
             return "(no log)"
 
 
+# ----------------------------------------------------------------------------- local HTTP servers
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not log every request to stderr (the test output stays readable)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free 127.0.0.1 port, serving ``handler`` from a daemon thread until
+    :meth:`close`: what the webhook sink and the recording proxy below have in common."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ------------------------------------------------------------------------------------------- sink
 
 
@@ -160,7 +189,7 @@ class Notification:
         return alerts
 
 
-class WebhookSink:
+class WebhookSink(LoopbackServer):
     """A local HTTP server that records every POST (Alertmanager's webhook receivers point here)."""
 
     def __init__(self) -> None:
@@ -168,7 +197,7 @@ class WebhookSink:
         self._lock = threading.Lock()
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -177,17 +206,7 @@ class WebhookSink:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-sink", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, "webhook-sink")
 
     def received(self) -> list[Notification]:
         with self._lock:
@@ -201,10 +220,6 @@ class WebhookSink:
                     return n
             time.sleep(0.05)
         raise AssertionError(f"no matching notification in {timeout:.0f} s; got {self.received()!r}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------- Alertmanager
@@ -421,7 +436,7 @@ class Post:
     at: float  # time.monotonic()
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """An HTTP proxy in front of a real service that records every POST and its answer.
 
     It can also answer in the service's place, to put the client through what the real service says
@@ -439,7 +454,7 @@ class RecordingProxy:
         self.delay_s = 0.0  # added before every answer: a slow Alertmanager
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 time.sleep(proxy.delay_s)
@@ -452,17 +467,7 @@ class RecordingProxy:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="recording-proxy", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, "recording-proxy")
 
     def fail_next(self, n: int, status: int = 503) -> None:
         with self._lock:
@@ -498,7 +503,3 @@ class RecordingProxy:
     def posted_alerts(self, *, accepted_only: bool = True) -> list[dict[str, Any]]:
         """Every alert posted, in order (each post's alerts in their order)."""
         return [a for p in self.alert_posts() if not accepted_only or p.status == 200 for a in p.body]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

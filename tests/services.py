@@ -143,6 +143,22 @@ class Service:
             return "(no log)"
 
 
+def configured_service(
+    name: str, binary: Path, workdir: Path, config: dict[str, Any], flags: list[str]
+) -> Service:
+    """A server of the Prometheus family (not started): ``config`` written to ``workdir/<name>.yml``,
+    ``flags`` (storage, logging) after ``--config.file``, listening on loopback at the port it starts on."""
+    require(binary)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / f"{name}.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def argv(port: int) -> list[str]:
+        return [str(binary), f"--config.file={config_file}", *flags, f"--web.listen-address=127.0.0.1:{port}"]
+
+    return Service(name, argv, workdir)
+
+
 # ----------------------------------------------------------------------------- local HTTP servers
 
 
@@ -251,23 +267,8 @@ def alertmanager_config(
 
 def alertmanager_service(workdir: Path, config: dict[str, Any]) -> Service:
     """An Alertmanager (not started) with ``config``, storage in ``workdir``, no cluster gossip."""
-    require(ALERTMANAGER_BIN)
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_file = workdir / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = workdir / "data"
-
-    def argv(port: int) -> list[str]:
-        return [
-            str(ALERTMANAGER_BIN),
-            f"--config.file={config_file}",
-            f"--storage.path={storage}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=info",
-        ]
-
-    return Service("alertmanager", argv, workdir)
+    flags = [f"--storage.path={workdir / 'data'}", "--cluster.listen-address=", "--log.level=info"]
+    return configured_service("alertmanager", ALERTMANAGER_BIN, workdir, config, flags)
 
 
 def am_get(url: str, path: str, **params: str) -> Any:
@@ -335,26 +336,12 @@ def prometheus_service(
     workdir: Path, targets: list[str], *, scrape_interval: str = "1s", job: str = "targets"
 ) -> Service:
     """A Prometheus (not started) scraping ``targets`` (``host:port``, path ``/metrics``)."""
-    require(PROMETHEUS_BIN)
-    workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
     }
-    config_file = workdir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    tsdb = workdir / "tsdb"
-
-    def argv(port: int) -> list[str]:
-        return [
-            str(PROMETHEUS_BIN),
-            f"--config.file={config_file}",
-            f"--storage.tsdb.path={tsdb}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-
-    return Service("prometheus", argv, workdir)
+    flags = [f"--storage.tsdb.path={workdir / 'tsdb'}", "--log.level=warn"]
+    return configured_service("prometheus", PROMETHEUS_BIN, workdir, config, flags)
 
 
 def prom_query(url: str, expr: str) -> list[dict[str, Any]]:

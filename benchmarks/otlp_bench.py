@@ -21,18 +21,19 @@ Usage: ``python benchmarks/otlp_bench.py [--requests 20000] [--batch 512] [--rep
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # otlp_testkit's OTLP JSON encoding
+
 import orjson
-from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -40,6 +41,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from otlp_testkit import otlp_json
 from rollguard.domain.events import Event, parse_event
 from rollguard.otlp.translate import OtlpTranslator
 from rollguard.settings.otlp import OtlpSettings
@@ -88,20 +90,6 @@ def make_spans(requests: int, seed: int = 7) -> list[ReadableSpan]:
     return list(exporter.get_finished_spans())
 
 
-def to_json(payload: bytes) -> bytes:
-    """The OTLP JSON encoding of a protobuf payload (hex ids, integer enums)."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    doc = MessageToDict(ExportTraceServiceRequest.FromString(payload), use_integers_for_enums=True)
-    for rs in doc.get("resourceSpans", []):
-        for ss in rs.get("scopeSpans", []):
-            for sp in ss.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in sp:
-                        sp[key] = base64.b64decode(sp[key]).hex()
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
 def translate(payloads: list[bytes], encoding: str) -> int:
     translator = OtlpTranslator(SETTINGS, encoding)
     n = 0
@@ -135,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = [
         encode_spans(spans[i : i + args.batch]).SerializeToString() for i in range(0, len(spans), args.batch)
     ]
-    as_json = [to_json(p) for p in proto]
+    as_json = [otlp_json(p) for p in proto]
     translator = OtlpTranslator(SETTINGS, "otlp_proto")
     events = [ev for i, p in enumerate(proto) for ev in translator.payload(p, i).events]
     events += translator.flush().events

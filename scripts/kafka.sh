@@ -134,22 +134,23 @@ new_cluster_id() {
   head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
 }
 
-# The extra listeners asked for, as ,NAME://127.0.0.1:PORT... and as ,NAME:PROTOCOL...
+# The extra listeners asked for (those given a port), as ,NAME://127.0.0.1:PORT... with `addresses`
+# or as ,NAME:PROTOCOL... with `protocols`: one table, so a listener's name, protocol and port agree.
 extra_listeners() {
-  local out=""
-  [ -z "$SASL_PORT" ] || out+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"
-  [ -z "$SSL_PORT" ] || out+=",SSL://127.0.0.1:$SSL_PORT"
-  [ -z "$SASL_SSL_PORT" ] || out+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"
-  [ -z "$MTLS_PORT" ] || out+=",MTLS://127.0.0.1:$MTLS_PORT"
-  echo "$out"
-}
-
-extra_protocols() {
-  local out=""
-  [ -z "$SASL_PORT" ] || out+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
-  [ -z "$SSL_PORT" ] || out+=",SSL:SSL"
-  [ -z "$SASL_SSL_PORT" ] || out+=",SASL_SSL:SASL_SSL"
-  [ -z "$MTLS_PORT" ] || out+=",MTLS:SSL"
+  local what=$1 name protocol port out=""
+  while read -r name protocol port; do
+    [ -n "$port" ] || continue
+    case "$what" in
+      addresses) out+=",$name://127.0.0.1:$port" ;;
+      protocols) out+=",$name:$protocol" ;;
+      *) die "extra_listeners: addresses or protocols, got $what" ;;
+    esac
+  done <<EOF
+SASL_PLAINTEXT SASL_PLAINTEXT $SASL_PORT
+SSL            SSL            $SSL_PORT
+SASL_SSL       SASL_SSL       $SASL_SSL_PORT
+MTLS           SSL            $MTLS_PORT
+EOF
   echo "$out"
 }
 
@@ -171,7 +172,7 @@ EOF
 
 write_properties() {
   local controller_port=$1 extra
-  extra=$(extra_listeners)
+  extra=$(extra_listeners addresses)
   cat > "$DATA_DIR/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start (ports may change); edits here are overwritten.
 # Single combined KRaft node on 127.0.0.1 for development and tests (Kafka line $LINE).
@@ -180,7 +181,7 @@ node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
 listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$controller_port$extra
 advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$extra
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$(extra_protocols)
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$(extra_listeners protocols)
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA_DIR/kraft-logs

@@ -143,6 +143,51 @@ class Service:
             return "(no log)"
 
 
+def configured_service(
+    name: str, binary: Path, workdir: Path, config: dict[str, Any], flags: list[str]
+) -> Service:
+    """A server of the Prometheus family (not started): ``config`` written to ``workdir/<name>.yml``,
+    ``flags`` (storage, logging) after ``--config.file``, listening on loopback at the port it starts on."""
+    require(binary)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / f"{name}.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def argv(port: int) -> list[str]:
+        return [str(binary), f"--config.file={config_file}", *flags, f"--web.listen-address=127.0.0.1:{port}"]
+
+    return Service(name, argv, workdir)
+
+
+# ----------------------------------------------------------------------------- local HTTP servers
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not log every request to stderr (the test output stays readable)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free 127.0.0.1 port, serving ``handler`` from a daemon thread until
+    :meth:`close`: what the webhook sink and the recording proxy below have in common."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # ------------------------------------------------------------------------------------------- sink
 
 
@@ -160,7 +205,7 @@ class Notification:
         return alerts
 
 
-class WebhookSink:
+class WebhookSink(LoopbackServer):
     """A local HTTP server that records every POST (Alertmanager's webhook receivers point here)."""
 
     def __init__(self) -> None:
@@ -168,7 +213,7 @@ class WebhookSink:
         self._lock = threading.Lock()
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -177,17 +222,7 @@ class WebhookSink:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-sink", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, "webhook-sink")
 
     def received(self) -> list[Notification]:
         with self._lock:
@@ -201,10 +236,6 @@ class WebhookSink:
                     return n
             time.sleep(0.05)
         raise AssertionError(f"no matching notification in {timeout:.0f} s; got {self.received()!r}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------- Alertmanager
@@ -236,23 +267,8 @@ def alertmanager_config(
 
 def alertmanager_service(workdir: Path, config: dict[str, Any]) -> Service:
     """An Alertmanager (not started) with ``config``, storage in ``workdir``, no cluster gossip."""
-    require(ALERTMANAGER_BIN)
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_file = workdir / "alertmanager.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    storage = workdir / "data"
-
-    def argv(port: int) -> list[str]:
-        return [
-            str(ALERTMANAGER_BIN),
-            f"--config.file={config_file}",
-            f"--storage.path={storage}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            "--log.level=info",
-        ]
-
-    return Service("alertmanager", argv, workdir)
+    flags = [f"--storage.path={workdir / 'data'}", "--cluster.listen-address=", "--log.level=info"]
+    return configured_service("alertmanager", ALERTMANAGER_BIN, workdir, config, flags)
 
 
 def am_get(url: str, path: str, **params: str) -> Any:
@@ -320,26 +336,12 @@ def prometheus_service(
     workdir: Path, targets: list[str], *, scrape_interval: str = "1s", job: str = "targets"
 ) -> Service:
     """A Prometheus (not started) scraping ``targets`` (``host:port``, path ``/metrics``)."""
-    require(PROMETHEUS_BIN)
-    workdir.mkdir(parents=True, exist_ok=True)
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
     }
-    config_file = workdir / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    tsdb = workdir / "tsdb"
-
-    def argv(port: int) -> list[str]:
-        return [
-            str(PROMETHEUS_BIN),
-            f"--config.file={config_file}",
-            f"--storage.tsdb.path={tsdb}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-
-    return Service("prometheus", argv, workdir)
+    flags = [f"--storage.tsdb.path={workdir / 'tsdb'}", "--log.level=warn"]
+    return configured_service("prometheus", PROMETHEUS_BIN, workdir, config, flags)
 
 
 def prom_query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -421,7 +423,7 @@ class Post:
     at: float  # time.monotonic()
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """An HTTP proxy in front of a real service that records every POST and its answer.
 
     It can also answer in the service's place, to put the client through what the real service says
@@ -439,7 +441,7 @@ class RecordingProxy:
         self.delay_s = 0.0  # added before every answer: a slow Alertmanager
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 time.sleep(proxy.delay_s)
@@ -452,17 +454,7 @@ class RecordingProxy:
                 self.end_headers()
                 self.wfile.write(answer)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="recording-proxy", daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, "recording-proxy")
 
     def fail_next(self, n: int, status: int = 503) -> None:
         with self._lock:
@@ -498,7 +490,3 @@ class RecordingProxy:
     def posted_alerts(self, *, accepted_only: bool = True) -> list[dict[str, Any]]:
         """Every alert posted, in order (each post's alerts in their order)."""
         return [a for p in self.alert_posts() if not accepted_only or p.status == 200 for a in p.body]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

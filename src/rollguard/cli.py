@@ -103,10 +103,8 @@ def _replay(args: argparse.Namespace) -> int:
                 progress=tick,
                 fmt=args.format,
             )
-    except OSError as exc:  # unreadable input, unwritable or full output directory: one line, no traceback
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"rollguard: replay stopped: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+    except OSError as exc:
+        return _stopped("replay", exc)
     print(
         f"replayed {summary.events} events ({summary.rejected} rejected, {summary.late_events} late) "
         f"from {summary.rollouts} rollout(s): {summary.verdict_changes} verdict changes, "
@@ -130,15 +128,21 @@ def _report(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.out_dir, args.out)
     except OSError as exc:
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"rollguard: report stopped: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        return _stopped("report", exc)
     except ValueError as exc:  # a line that is not JSON: not a replay's output
         print(f"rollguard: report stopped: {args.out_dir} holds a file that is not replay output: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
     print(f"report: {path} ({path.stat().st_size:,} bytes)")
     return 0
+
+
+def _stopped(command: str, exc: OSError) -> int:
+    """Exit 1 with one line, no traceback, for the unreadable input or the unwritable or full output
+    directory that stopped ``command``."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    print(f"rollguard: {command} stopped: {exc.strerror or exc}{where}", file=sys.stderr)
+    return 1
 
 
 def _signing_key(config: object) -> bytes | None:

@@ -58,6 +58,11 @@ def _config(setup: dict[str, Path], capsys: pytest.CaptureFixture[str] | None = 
     return cfg
 
 
+def _replay(setup: dict[str, Path], cfg: Path, out: Path, *options: str) -> int:
+    """``rollguard replay`` of the scenario's events with ``cfg`` into ``out``: its exit code."""
+    return main(["replay", str(setup["events"]), "--config", str(cfg), "--out", str(out), *options])
+
+
 def test_keygen_writes_a_private_key_file_and_prints_the_config_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -75,10 +80,7 @@ def test_a_proposal_waits_is_approved_by_the_operator_command_and_applied(
 ) -> None:
     cfg = _config(setup)
     first = tmp_path / "first"
-    assert (
-        main(["replay", str(setup["events"]), "--config", str(cfg), "--out", str(first), "--auto-ack", "20"])
-        == 0
-    )
+    assert _replay(setup, cfg, first, "--auto-ack", "20") == 0
     # The revert rehearsal (a dry run, no approval needed: it changes nothing), then the proposal.
     rehearsal, proposal = _lines(first / "commands.jsonl")
     assert rehearsal["rehearsal"] is True and rehearsal["requires_approval"] is False
@@ -96,9 +98,7 @@ def test_a_proposal_waits_is_approved_by_the_operator_command_and_applied(
     assert f"approve {proposal['rollout_id']} by alice (alice-1): op-" in capsys.readouterr().out
 
     second = tmp_path / "second"
-    argv = ["replay", str(setup["events"]), "--config", str(cfg), "--out", str(second), "--auto-ack", "20",
-            "--inputs", str(inputs)]  # fmt: skip
-    assert main(argv) == 0
+    assert _replay(setup, cfg, second, "--auto-ack", "20", "--inputs", str(inputs)) == 0
     proposal2, approved = _lines(second / "commands.jsonl")[1:3]
     assert proposal2 == proposal
     assert (approved["approved_by"], approved["proposal_id"], approved["issued_at"]) == (
@@ -121,7 +121,7 @@ def test_a_forged_approval_is_refused_and_the_proposal_keeps_waiting(
 ) -> None:
     cfg = _config(setup)
     first = tmp_path / "first"
-    assert main(["replay", str(setup["events"]), "--config", str(cfg), "--out", str(first)]) == 0
+    assert _replay(setup, cfg, first) == 0
     (proposal,) = [c for c in _lines(first / "commands.jsonl") if not c.get("rehearsal")]
     mallory = tmp_path / "mallory.key"
     assert (
@@ -132,12 +132,7 @@ def test_a_forged_approval_is_refused_and_the_proposal_keeps_waiting(
             "--key-file", str(mallory), "--at", str(proposal["issued_at"] + 60)]  # fmt: skip
     assert main(argv) == 0
     out = tmp_path / "out"
-    assert (
-        main(
-            ["replay", str(setup["events"]), "--config", str(cfg), "--out", str(out), "--inputs", str(inputs)]
-        )
-        == 0
-    )
+    assert _replay(setup, cfg, out, "--inputs", str(inputs)) == 0
     commands = [c["command_id"] for c in _lines(out / "commands.jsonl") if not c.get("rehearsal")]
     assert commands == [proposal["command_id"]]
     (op,) = [a for a in _lines(out / "audit.jsonl") if a["type"] == "operator"]
@@ -153,12 +148,7 @@ def test_a_declared_promotion_starts_the_post_rollout_phase(setup: dict[str, Pat
             "--key-file", str(setup["key"]), "--at", str(at), "--comment", "at 100%"]  # fmt: skip
     assert main(argv) == 0
     out = tmp_path / "out"
-    assert (
-        main(
-            ["replay", str(setup["events"]), "--config", str(cfg), "--out", str(out), "--inputs", str(inputs)]
-        )
-        == 0
-    )
+    assert _replay(setup, cfg, out, "--inputs", str(inputs)) == 0
     phases = [v for v in _lines(out / "verdicts.jsonl") if v["kind"] == "phase"]
     assert [(p["state"], p["evidence"]["reason"]) for p in phases] == [("post_rollout", "declared by alice")]
     assert phases[0]["ts"] >= at

@@ -10,7 +10,7 @@ from rollguard.domain.events import Event
 from rollguard.otlp.decode import decode_payload, span_payload
 from rollguard.otlp.spans import PayloadProblem
 from rollguard.otlp.traces import Rejected, TraceJoin
-from rollguard.settings.otlp import OtlpSettings
+from rollguard.settings.otlp import FlagRollout, OtlpSettings
 
 
 def events_of(outcomes: list[Event | Rejected]) -> list[Event]:
@@ -43,6 +43,32 @@ def test_a_span_whose_variant_maps_to_no_arm_is_counted_not_turned_into_an_event
     call = inference_span(trace, T0, parent=root.span_id)
     assert events_of(join.add([call, root], 0) + join.flush()) == []
     assert join.counters.unjoined == 1 and join.counters.not_inference == 1
+
+
+def test_a_rollout_flags_variant_that_maps_to_no_arm_is_counted_as_unmapped_on_the_chain_or_off_it() -> None:
+    join = TraceJoin(OtlpSettings(flags={"chat": FlagRollout(rollout="chat-assist")}))
+    on_chain, off_chain, other_flag = trace_id(30), trace_id(31), trace_id(32)
+    root = request_span(on_chain, T0 + S, flags=[flag_event("chat", "blue")])
+    sibling = request_span(off_chain, T0 + S, flags=[flag_event("chat", "blue")])
+    not_a_rollout = request_span(other_flag, T0 + S, flags=[flag_event("search", "blue")])
+    spans = [
+        inference_span(on_chain, T0, parent=root.span_id),
+        inference_span(off_chain, T0),  # no parent: the trace's evaluation is not on its chain
+        inference_span(other_flag, T0, parent=not_a_rollout.span_id),
+    ]
+    assert events_of(join.add([*spans, root, sibling, not_a_rollout], 0) + join.flush()) == []
+    assert (join.counters.unmapped_variant, join.counters.unjoined) == (2, 1)
+
+
+def test_the_nearest_mapped_evaluation_wins_over_an_unmapped_one_elsewhere_in_the_trace() -> None:
+    join = TraceJoin(OtlpSettings(flags={"chat": FlagRollout(rollout="chat-assist")}))
+    trace = trace_id(33)
+    root = request_span(trace, T0 + S, flags=[flag_event("chat", "canary")])
+    retry = request_span(trace, T0 + S, flags=[flag_event("chat", "blue")])
+    call = inference_span(trace, T0, parent=root.span_id)
+    decided = events_of(join.add([call, root, retry], 0) + join.flush())
+    assert [(e.event_id, e.rollout_id, e.arm) for e in decided] == [(call.span_id, "chat-assist", "canary")]
+    assert join.counters.unmapped_variant == 0
 
 
 def test_a_span_with_an_attribute_of_the_wrong_kind_is_rejected_with_its_ids() -> None:

@@ -242,26 +242,26 @@ class TraceJoin:
         if trace is None:
             return [], False
         settings = self.settings
-        found: dict[str, tuple[str, str, FlagEvaluation]] = {}
         unmapped = False
+
+        def arm_of(ev: FlagEvaluation) -> tuple[str, str] | None:
+            """``(rollout_id, arm)`` of an evaluation; ``None`` (noted when a rollout flag's) if none."""
+            nonlocal unmapped
+            mapped = settings.arm_of(ev.flag_key, ev.variant) if ev.variant is not None else None
+            if mapped is None:
+                unmapped = unmapped or self._is_rollout_flag(ev.flag_key)
+            return mapped
+
+        found: dict[str, tuple[str, str, FlagEvaluation]] = {}
         for known in chain:
             for ev in known.evaluations:
-                if ev.flag_key in found:
-                    continue
-                mapped = settings.arm_of(ev.flag_key, ev.variant) if ev.variant is not None else None
-                if mapped is None:
-                    unmapped = unmapped or self._is_rollout_flag(ev.flag_key)
-                    continue
-                found[ev.flag_key] = (*mapped, ev)
+                if ev.flag_key not in found and (mapped := arm_of(ev)) is not None:
+                    found[ev.flag_key] = (*mapped, ev)
         on_chain = set(found)
         latest: dict[str, tuple[int, tuple[str, str, FlagEvaluation]]] = {}
         for known in trace.spans.values():
             for ev in known.evaluations:
-                if ev.flag_key in on_chain:
-                    continue
-                mapped = settings.arm_of(ev.flag_key, ev.variant) if ev.variant is not None else None
-                if mapped is None:
-                    unmapped = unmapped or self._is_rollout_flag(ev.flag_key)
+                if ev.flag_key in on_chain or (mapped := arm_of(ev)) is None:
                     continue
                 if ev.flag_key not in latest or ev.time_ns >= latest[ev.flag_key][0]:
                     latest[ev.flag_key] = (ev.time_ns, (*mapped, ev))

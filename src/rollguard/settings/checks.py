@@ -206,6 +206,17 @@ def fill(
     return dataclasses.replace(defaults, **values)
 
 
+def fill_each(
+    defaults: S, raw: Any, path: str, loc: Locator, checks: Mapping[str, Check] | None = None
+) -> dict[str, S]:
+    """Names (rollout ids, ``*``) mapped to flat settings dataclasses, each one :func:`fill`-ed from
+    ``defaults`` with the same ``checks`` at ``path.<name>``: the per-rollout overrides of a section."""
+    return {
+        str(name): fill(defaults, mapping(value, f"{path}.{name}", loc), f"{path}.{name}", loc, checks)
+        for name, value in mapping(raw, path, loc).items()
+    }
+
+
 def _setting(defaults: Any, key: str, value: Any, p: str, loc: Locator, checks: Mapping[str, Check]) -> Any:
     """One key of :func:`fill`: its own check, else the check of its default's type."""
     default = getattr(defaults, key)

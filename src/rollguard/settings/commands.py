@@ -23,6 +23,7 @@ from rollguard.settings.checks import (
     boolean,
     choice,
     fill,
+    fill_each,
     mapping,
     names,
     positive,
@@ -110,17 +111,14 @@ def _progression(value: Any, path: str, loc: Locator) -> tuple[str, ...]:
 
 
 def _rollouts(value: Any, path: str, loc: Locator) -> dict[str, RolloutCommandSettings]:
-    return {
-        str(rollout_id): fill(
-            RolloutCommandSettings(),
-            mapping(raw, f"{path}.{rollout_id}", loc),
-            f"{path}.{rollout_id}",
-            loc,
-            {
-                "enabled": lambda v, p: boolean(v, p, loc),
-                "dry_run": lambda v, p: boolean(v, p, loc),
-                "approval": lambda v, p: choice(v, p, loc, APPROVALS),
-            },
-        )
-        for rollout_id, raw in mapping(value, path, loc).items()
-    }
+    return fill_each(
+        RolloutCommandSettings(),
+        value,
+        path,
+        loc,
+        {
+            "enabled": lambda v, p: boolean(v, p, loc),
+            "dry_run": lambda v, p: boolean(v, p, loc),
+            "approval": lambda v, p: choice(v, p, loc, APPROVALS),
+        },
+    )

@@ -30,7 +30,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Final
@@ -259,6 +259,20 @@ def _ttft(raw: Any, path: str, loc: Locator) -> TtftMapping:
     )
 
 
+# The sub-sections of ``otlp``, each with its own parser, in the order they are parsed (and fail).
+_NESTED: Final[Mapping[str, Callable[[Any, str, Locator], Any]]] = MappingProxyType(
+    {
+        "flags": _flags,
+        "variants": _variant_map,
+        "segments": _named_attributes,
+        "status": _status,
+        "ttft": _ttft,
+        "quality": _named_attributes,
+        "prices": _prices,
+    }
+)
+
+
 def parse_otlp(
     raw: Any, loc: Locator, worker: WorkerSettings | None = None, dedup_window_s: float | None = None
 ) -> OtlpSettings:
@@ -266,7 +280,6 @@ def parse_otlp(
     which the idle flush is checked; ``dedup_window_s``: the engine's, which must cover the join window
     (a restarted worker translates the held spans' payloads again: their events must be recognised)."""
     data = mapping(raw, "otlp", loc)
-    nested = ("flags", "variants", "segments", "status", "ttft", "quality", "prices")
     settings = fill(
         OtlpSettings(),
         data,
@@ -289,22 +302,12 @@ def parse_otlp(
             "cost_attribute": lambda v, p: _optional_attribute(v, p, loc),
             "response_text": lambda v, p: boolean(v, p, loc),
         },
-        nested=nested,
+        nested=_NESTED,
     )
-    if "flags" in data:
-        settings = replace(settings, flags=_flags(data["flags"], "otlp.flags", loc))
-    if "variants" in data:
-        settings = replace(settings, variants=_variant_map(data["variants"], "otlp.variants", loc))
-    if "segments" in data:
-        settings = replace(settings, segments=_named_attributes(data["segments"], "otlp.segments", loc))
-    if "status" in data:
-        settings = replace(settings, status=_status(data["status"], "otlp.status", loc))
-    if "ttft" in data:
-        settings = replace(settings, ttft=_ttft(data["ttft"], "otlp.ttft", loc))
-    if "quality" in data:
-        settings = replace(settings, quality=_named_attributes(data["quality"], "otlp.quality", loc))
-    if "prices" in data:
-        settings = replace(settings, prices=_prices(data["prices"], "otlp.prices", loc))
+    settings = replace(
+        settings,
+        **{key: parse(data[key], f"otlp.{key}", loc) for key, parse in _NESTED.items() if key in data},
+    )
     if worker is not None and settings.topic is not None and settings.idle_flush_s >= worker.idle_after_s:
         raise loc.error(
             "otlp.idle_flush_s",

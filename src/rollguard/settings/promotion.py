@@ -23,6 +23,7 @@ from rollguard.settings.checks import (
     boolean,
     choice,
     fill,
+    fill_each,
     mapping,
     names,
     number,
@@ -121,17 +122,14 @@ def _tradeoff(raw: Any, path: str, loc: Locator) -> Tradeoff:
 
 
 def _rollouts(value: Any, path: str, loc: Locator) -> dict[str, RolloutPromotion]:
-    return {
-        str(rollout_id): fill(
-            RolloutPromotion(),
-            mapping(raw, f"{path}.{rollout_id}", loc),
-            f"{path}.{rollout_id}",
-            loc,
-            {
-                "enabled": lambda v, p: boolean(v, p, loc),
-                "ramp": lambda v, p: _ramp(v, p, loc),
-                "min_step_s": lambda v, p: number(v, p, loc),
-            },
-        )
-        for rollout_id, raw in mapping(value, path, loc).items()
-    }
+    return fill_each(
+        RolloutPromotion(),
+        value,
+        path,
+        loc,
+        {
+            "enabled": lambda v, p: boolean(v, p, loc),
+            "ramp": lambda v, p: _ramp(v, p, loc),
+            "min_step_s": lambda v, p: number(v, p, loc),
+        },
+    )

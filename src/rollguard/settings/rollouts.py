@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rollguard.settings.checks import Locator, choice, fill, mapping, weight
+from rollguard.settings.checks import Locator, choice, fill_each, weight
 
 PHASES: Final = ("auto", "canary", "post_rollout")
 ASSIGNMENTS: Final = ("unit", "request")
@@ -33,18 +33,14 @@ class RolloutSettings:
 
 def parse_rollouts(raw: Any, loc: Locator) -> dict[str, RolloutSettings]:
     """The ``rollouts`` section by rollout id (``*`` applies to the rollouts not listed)."""
-    out: dict[str, RolloutSettings] = {}
-    for rollout_id, settings in mapping(raw, "rollouts", loc).items():
-        path = f"rollouts.{rollout_id}"
-        out[str(rollout_id)] = fill(
-            RolloutSettings(),
-            mapping(settings, path, loc),
-            path,
-            loc,
-            {
-                "canary_weight": lambda v, p: weight(v, p, loc),
-                "phase": lambda v, p: choice(v, p, loc, PHASES),
-                "assignment": lambda v, p: choice(v, p, loc, ASSIGNMENTS),
-            },
-        )
-    return out
+    return fill_each(
+        RolloutSettings(),
+        raw,
+        "rollouts",
+        loc,
+        {
+            "canary_weight": lambda v, p: weight(v, p, loc),
+            "phase": lambda v, p: choice(v, p, loc, PHASES),
+            "assignment": lambda v, p: choice(v, p, loc, ASSIGNMENTS),
+        },
+    )

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from rollguard.domain.cohorts import WHOLE, cohort_key
+from rollguard.domain.cohorts import WHOLE, cohort_key, parse_cohort_key
 from rollguard.policy.signals import Signal, SignalTable
 from rollguard.settings.alerts import AlertRule, AlertSettings, Clause, RuleOverride
 
@@ -58,6 +58,34 @@ class Condition:
     @property
     def key(self) -> tuple[str, str]:
         return (self.rule.name, self.cohort)
+
+
+def system_rule(name: str, severity: str, description: str) -> AlertRule:
+    """A rule rollguard raises about its own machinery (a command not acknowledged, a revert path not
+    rehearsed), not about the canary: it never commands, and goes to on-call at once."""
+    return AlertRule(
+        name, severity, (), command=False, audience="oncall", delivery="now", description=description
+    )
+
+
+def system_condition(
+    rule: AlertRule, rollout_id: str, cohort: str, starts_at: float, text: str, description: str
+) -> Condition:
+    """A :func:`system_rule` holding for ``cohort``: no signals behind it, so its summary (``text``,
+    after the rollout id) and ``description`` are written by the caller."""
+    return Condition(
+        rule=rule,
+        rollout_id=rollout_id,
+        cohort=cohort,
+        scope=parse_cohort_key(cohort),
+        severity=rule.severity,
+        signals=[],
+        starts_at=starts_at,
+        command=False,
+        audience=rule.audience or "oncall",
+        delivery=rule.delivery or "now",
+        detail={"summary": f"[{rollout_id}] {text}", "description": description},
+    )
 
 
 def local_hour(ts: float, utc_offset_hours: float) -> float:

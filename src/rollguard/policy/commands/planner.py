@@ -30,11 +30,10 @@ from rollguard.domain.cohorts import WHOLE, parse_cohort_key
 from rollguard.domain.events import excerpt
 from rollguard.policy.alerts.manager import AlertState
 from rollguard.policy.alerts.records import digest, scope_text
-from rollguard.policy.alerts.rules import SEVERITY_RANK, Condition
+from rollguard.policy.alerts.rules import SEVERITY_RANK, Condition, system_condition, system_rule
 from rollguard.policy.commands.promotion import promotion_readiness
 from rollguard.policy.commands.signing import signed
 from rollguard.policy.signals import SignalTable
-from rollguard.settings.alerts import AlertRule
 from rollguard.settings.commands import CommandSettings
 from rollguard.settings.promotion import PromotionSettings
 
@@ -45,42 +44,13 @@ RETRYABLE: Final = frozenset({"failed", "expired", "approval_expired"})
 ACK_STATUSES: Final = frozenset({"accepted", "applied", "rejected", "failed", "dry_run_ok"})
 
 SYSTEM_RULES: Final = {
-    "command_unacked": AlertRule(
-        "command_unacked",
-        "critical",
-        (),
-        command=False,
-        audience="oncall",
-        delivery="now",
-        description="no controller acknowledged a rollout command in time",
-    ),
-    "command_failed": AlertRule(
-        "command_failed",
-        "critical",
-        (),
-        command=False,
-        audience="oncall",
-        delivery="now",
-        description="a controller rejected or failed a rollout command",
-    ),
-    "command_cap_reached": AlertRule(
-        "command_cap_reached",
-        "warning",
-        (),
-        command=False,
-        audience="oncall",
-        delivery="now",
-        description="commands per rollout per hour capped",
-    ),
-    "command_awaiting_approval": AlertRule(
-        "command_awaiting_approval",
-        "warning",
-        (),
-        command=False,
-        audience="oncall",
-        delivery="now",
-        description="a proposed command waits for an operator",
-    ),
+    rule.name: rule
+    for rule in (
+        system_rule("command_unacked", "critical", "no controller acknowledged a rollout command in time"),
+        system_rule("command_failed", "critical", "a controller rejected or failed a rollout command"),
+        system_rule("command_cap_reached", "warning", "commands per rollout per hour capped"),
+        system_rule("command_awaiting_approval", "warning", "a proposed command waits for an operator"),
+    )
 }
 
 
@@ -681,20 +651,7 @@ class Planner:
 
     def _sys(self, rc: RolloutCommands, rule: str, cohort: str, start: float, text: str) -> Condition:
         r = SYSTEM_RULES[rule]
-        summary = f"[{rc.rollout_id}] {text}"
-        return Condition(
-            rule=r,
-            rollout_id=rc.rollout_id,
-            cohort=cohort,
-            scope=parse_cohort_key(cohort),
-            severity=r.severity,
-            signals=[],
-            starts_at=start,
-            command=False,
-            audience=r.audience or "oncall",
-            delivery=r.delivery or "now",
-            detail={"summary": summary, "description": f"{r.description}: {text}."},
-        )
+        return system_condition(r, rc.rollout_id, cohort, start, text, f"{r.description}: {text}.")
 
 
 _EVIDENCE_KEYS: Final = frozenset(

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from rollguard.domain.cohorts import WHOLE, parse_cohort_key
+from rollguard.domain.cohorts import WHOLE
 from rollguard.policy.alerts.records import digest
-from rollguard.policy.alerts.rules import Condition
+from rollguard.policy.alerts.rules import Condition, system_condition, system_rule
 from rollguard.policy.commands.signing import signed
 from rollguard.policy.readiness.baselines import BaselineFacts, baselines_check
 from rollguard.policy.readiness.bundled import bundled_check
@@ -30,18 +30,13 @@ from rollguard.policy.readiness.eval_gate import EvalGateOutcome, eval_gate_chec
 from rollguard.policy.readiness.rehearsal import Rehearsal
 from rollguard.policy.readiness.result import CheckResult
 from rollguard.policy.readiness.shadow import ShadowFacts, shadow_check
-from rollguard.settings.alerts import AlertRule
 from rollguard.settings.readiness import ReadinessSettings
 
 RECORD_KIND: Final = "readiness"
-REVERT_NOT_REHEARSED: Final = AlertRule(
+REVERT_NOT_REHEARSED: Final = system_rule(
     "revert_not_rehearsed",
     "warning",
-    (),
-    command=False,
-    audience="oncall",
-    delivery="now",
-    description="a rollout's dry-run rollback was not answered dry_run_ok: its revert path is not rehearsed",
+    "a rollout's dry-run rollback was not answered dry_run_ok: its revert path is not rehearsed",
 )
 
 
@@ -114,22 +109,8 @@ class RolloutReadiness:
             return []
         check = self.rehearsal.check(settings.revert, now, settings.rehearsal_timeout_s)
         r = REVERT_NOT_REHEARSED
-        text = f"[{self.rollout_id}] {check.evidence}"
-        return [
-            Condition(
-                rule=r,
-                rollout_id=self.rollout_id,
-                cohort=WHOLE,
-                scope=parse_cohort_key(WHOLE),
-                severity=r.severity,
-                signals=[],
-                starts_at=since,
-                command=False,
-                audience=r.audience or "oncall",
-                delivery=r.delivery or "now",
-                detail={"summary": text, "description": f"{r.description}. {check.evidence}."},
-            )
-        ]
+        description = f"{r.description}. {check.evidence}."
+        return [system_condition(r, self.rollout_id, WHOLE, since, check.evidence, description)]
 
     def next_due(self, settings: ReadinessSettings, now: float) -> float:
         if settings.revert == "off":

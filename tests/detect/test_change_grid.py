@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from rollguard.detect.batch_columns import ARM_CANARY, ARM_CONTROL
+from rollguard.detect.drift import MULTIPLIERS as DRIFT_ALTERNATIVES
 from rollguard.detect.drift import CusumBank, cusum_threshold, grid_updates
 from rollguard.detect.monitor import RolloutMonitor
 from rollguard.detect.onset import MULTIPLIERS, PairedChangeDetector, split_llr
@@ -44,7 +45,7 @@ def test_monitor_thresholds_charge_for_grid_cells_not_batches() -> None:
     assert thresholds[0] == pytest.approx(math.log(481.0 / (whole / 2)))
     assert thresholds[1] == pytest.approx(math.log(481.0 / (segment / 2)))
     assert thresholds[2] == math.inf  # a slot not created yet has no alpha
-    k = MULTIPLIERS.size
+    k = DRIFT_ALTERNATIVES.size  # the drift charts' own ladder
     drift = mon.baselines.drift["error_rate"]
     drift.arm(1, 0.01, 0.005, segment / 2)
     drift_h = cusum_threshold(grid_updates(cfg.engine.drift_horizon_s, 30.0), segment / 2) + math.log(k)

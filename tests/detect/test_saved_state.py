@@ -20,6 +20,9 @@ from rollguard.domain.events import Event, parse_event
 from rollguard.sim import generate, get_scenario
 
 GOLDEN = Path(__file__).parent / "golden" / "error_spike_coding_seed7_state.json.gz"
+# The same state saved when the onset detectors had four alternatives (step·{1, 2, 4, 8}): a service
+# upgraded over its changelog must restore it.
+GOLDEN_4_ALTERNATIVES = GOLDEN.with_name("error_spike_coding_seed7_state_4_alternatives.json.gz")
 STOP = 22_000  # events processed before saving: the open batch holds the last few
 PROMOTE_AFTER_S = 480.0
 
@@ -128,6 +131,34 @@ def test_a_state_saved_before_the_whole_rollout_has_a_history_restores() -> None
     assert monitor["registry"]["cohorts"][0]["born"] is None
     restored = Engine.from_state(state)
     assert run(restored, events[60:], float("inf")) == run(engine, events[60:], float("inf"))
+
+
+def onset_banks(state: dict[str, Any]) -> list[dict[str, Any]]:
+    (mon,) = state["monitors"].values()
+    return [t["onset"] for t in mon["tests"].values()] + list(mon["tail_onset"].values())
+
+
+def test_a_state_saved_with_the_shorter_ladder_restores_with_the_new_alternatives_fresh() -> None:
+    old = orjson.loads(gzip.decompress(GOLDEN_4_ALTERNATIVES.read_bytes()))
+    restored = Engine.from_state(old)
+    state = orjson.loads(orjson.dumps(restored.to_state()))
+    for before, after in zip(onset_banks(old), onset_banks(state), strict=True):
+        assert all(len(row) == 4 for row in before["sr"]["log1p_r"])
+        for name in ("log1p_r", "cusum", "span"):
+            for was, now in zip(before["sr"][name], after["sr"][name], strict=True):
+                assert now == [*was, 0, 0]  # what it had kept, then two alternatives with no evidence yet
+        for was, now in zip(before["sr"]["window"], after["sr"]["window"], strict=True):
+            assert now == [*was, [0] * 4, [0] * 4]
+        for was, now in zip(before["pending"], after["pending"], strict=True):
+            assert now == [*was, 0, 0]
+    # Everything else is as saved, and the restored engine goes on deciding to the end of the stream.
+    for key in ("v", "max_ts", "semantic"):
+        assert state[key] == old[key]
+    events, promote_at = stream(), float("inf")
+    out = run(restored, events[STOP:], promote_at) + [c.to_dict() for c in restored.flush()]
+    assert any(c["kind"] == "verdict" for c in out)
+    again = Engine.from_state(restored.to_state())
+    assert orjson.dumps(again.to_state()) == orjson.dumps(restored.to_state())
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ class TailOnset(DetectorBanks):
     count at least as much. q̂ is read from the control's histogram as it stood before this batch (a
     predictable threshold); the batch's raw values are then compared with q̂ and T exactly, so
     histogram bucketing costs this test nothing: the effective margin is exactly the configured one.
-    Alternatives: exceedance ratios 1 + 0.5·{1, 2, 4, 8}.
+    Alternatives: exceedance ratios 1 + 0.5·{1, 2, 4, …, 32}.
     """
 
     def __init__(self, banks: dict[str, PairedChangeDetector]) -> None:

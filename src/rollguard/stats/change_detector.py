@@ -157,11 +157,30 @@ class MixtureChangeDetector:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], alternatives: int, width: int) -> MixtureChangeDetector:
+        """Restore a saved detector; one saved with fewer alternatives (an older ladder) gets the new
+        ones fresh, as if they had started now — a statistic that starts later is still an e-process,
+        so the mixture's false-alarm bound holds through the upgrade."""
         cap = len(state["log_m"])
         det = cls(cap, alternatives, width)
-        det.log1p_r = np.asarray(state["log1p_r"], dtype=np.float64).reshape(cap, alternatives)
-        det.cusum = np.asarray(state["cusum"], dtype=np.float64).reshape(cap, alternatives)
-        det.window = np.asarray(state["window"], dtype=np.float64).reshape(cap, alternatives, width)
-        det.span = np.asarray(state["span"], dtype=np.int64).reshape(cap, alternatives)
+        det.log1p_r = widen_alternatives(state["log1p_r"], cap, alternatives)
+        det.cusum = widen_alternatives(state["cusum"], cap, alternatives)
+        det.window = widen_alternatives(state["window"], cap, alternatives, width)
+        det.span = widen_alternatives(state["span"], cap, alternatives).astype(np.int64)
         det.log_m = np.asarray([-math.inf if x is None else x for x in state["log_m"]], dtype=np.float64)
         return det
+
+
+def widen_alternatives(saved: Any, capacity: int, alternatives: int, width: int = 0) -> FloatArray:
+    """A saved (capacity, K[, width]) array as (capacity, ``alternatives``[, width]): the alternatives
+    a state saved with a shorter ladder lacks are appended as zeros (no evidence yet).
+
+    >>> widen_alternatives([[1.0, 2.0], [3.0, 4.0]], 2, 3).tolist()
+    [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0]]
+    """
+    tail = (width,) if width else ()
+    arr = np.asarray(saved, dtype=np.float64).reshape((capacity, -1, *tail))
+    if arr.shape[1] > alternatives:
+        raise ValueError(f"saved with {arr.shape[1]} alternatives, more than the {alternatives} known")
+    pad = np.zeros((capacity, alternatives - arr.shape[1], *tail))
+    out: FloatArray = np.concatenate([arr, pad], axis=1)
+    return out

@@ -113,10 +113,11 @@ def check_accepted(bootstrap: str, security: KafkaSecurity) -> None:
     none answers yet: a broker that is starting is waited for by the client, as before."""
     if (bootstrap, security) in _accepted or security.protocol == "PLAINTEXT":
         return
-    refused = kafka_handshake.refusal(bootstrap, security)
-    if refused is not None:
-        raise KafkaRefused(refused.line(security))
-    _accepted.add((bootstrap, security))
+    answer = kafka_handshake.answer(bootstrap, security)
+    if isinstance(answer, kafka_handshake.Refusal):
+        raise KafkaRefused(answer.line(security))
+    if answer == kafka_handshake.ACCEPTED:
+        _accepted.add((bootstrap, security))
 
 
 def _reaching(bootstrap: str, security: KafkaSecurity, build: Callable[[], Any]) -> Any:

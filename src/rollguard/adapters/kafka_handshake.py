@@ -2,7 +2,7 @@
 
 kafka-python 3.0 retries a refused password or a failed TLS handshake like a broker that is not up yet,
 until its ``bootstrap_timeout_ms`` (30 s), and then says only "Unable to bootstrap"; its reader also
-drops a SASL error answer that arrives together with the broker's close, so half the time the refusal
+drops a SASL error answer that arrives together with the broker's close, so often the refusal
 is "socket disconnected" and cannot be told from a broker going away. An operator who mistyped a
 password would wait half a minute to learn nothing. So before a secured client is built, one
 connection with the same security (aiokafka's, which reads the broker's answer before its close) asks
@@ -17,8 +17,9 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 from rollguard.adapters.kafka_security import KafkaSecurity
 
@@ -35,6 +36,10 @@ LOOK_TIMEOUT_S = 5.0
 _NO_ANSWER = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
+#: A broker took the security (connected, and authenticated where SASL is on).
+ACCEPTED: Final = "accepted"
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """A broker's definite "no" to this client's security: where, what it said, and what to check."""
@@ -47,6 +52,9 @@ class Refusal:
     def line(self, security: KafkaSecurity) -> str:
         who = f" as {security.username} ({security.sasl_mechanism})" if security.uses_sasl else ""
         return f"{self.address} {self.what} over {security.protocol}{who}: {self.said}; check {self.check}"
+
+
+Answer = Refusal | Literal["accepted"] | None
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -125,23 +133,23 @@ async def _look(host: str, port: int, security: KafkaSecurity, timeout_s: float)
     return None
 
 
-async def _first_answer(bootstrap: str, security: KafkaSecurity, timeout_s: float) -> Refusal | None:
+async def _first_answer(bootstrap: str, security: KafkaSecurity, timeout_s: float) -> Answer:
     for host, port in addresses(bootstrap):
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         failure = await _look(host, port, security, timeout_s)
         if failure is None:
-            return None  # accepted
+            return ACCEPTED
         refusal = refusal_of(failure, address, security)
         if refusal is not None:
             return refusal
     return None  # none answered: the client waits for them as it always did
 
 
-def refusal(bootstrap: str, security: KafkaSecurity, timeout_s: float = LOOK_TIMEOUT_S) -> Refusal | None:
-    """The first definite refusal of ``security`` by a broker of ``bootstrap`` (asked in order until one
-    accepts or refuses), or None: one accepted, or none answered within ``timeout_s`` each. Plaintext
-    has nothing to refuse. Runs an event loop of its own: call it where none runs (the clients are
-    built in plain threads)."""
-    if security.protocol == "PLAINTEXT":
-        return None
-    return asyncio.run(_first_answer(bootstrap, security, timeout_s))
+def answer(bootstrap: str, security: KafkaSecurity, timeout_s: float = LOOK_TIMEOUT_S) -> Answer:
+    """The first definite answer of a broker of ``bootstrap`` to ``security`` (asked in order until one
+    accepts or refuses): a :class:`Refusal`, :data:`ACCEPTED`, or None when none answered within
+    ``timeout_s`` each (refused connections, no reply). The look runs its event loop in a thread of its
+    own: ``asyncio.run`` in the caller's thread would leave it with no current loop (Faust, started next
+    by ``rollguard worker``, asks for it) and cannot run inside a loop."""
+    with ThreadPoolExecutor(1, thread_name_prefix="rollguard-handshake") as pool:
+        return pool.submit(asyncio.run, _first_answer(bootstrap, security, timeout_s)).result()

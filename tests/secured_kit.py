@@ -10,12 +10,15 @@ of a CA made for this session only (``scripts/kafka.sh``, ``scripts/kafka_tls.py
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,50 @@ def another_ca(directory: Path) -> Path:
     return directory
 
 
+@contextmanager
+def late_listener(target: str, delay_s: float) -> Iterator[str]:
+    """An address whose listener is not up for ``delay_s`` (connections refused, as by a broker still
+    starting) and then relays every connection to ``target``, byte for byte (TLS and SASL pass through
+    to the real broker)."""
+    port = kafka_broker.free_port()
+    host, target_port = target.rsplit(":", 1)
+    stop = threading.Event()
+    open_sockets: list[socket.socket] = []
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the other side closed
+
+    def serve() -> None:
+        if stop.wait(delay_s):
+            return
+        with socket.create_server(("127.0.0.1", port)) as server:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    client, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection((host, int(target_port)))
+                open_sockets.extend((client, upstream))
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+
+    server_thread = threading.Thread(target=serve, daemon=True)
+    server_thread.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop.set()
+        server_thread.join(timeout=5)
+        for sock in open_sockets:
+            sock.close()
+
+
 def write_config(path: Path, listener: Listener, **sections: Any) -> Path:
     """A rollguard config whose ``worker.kafka`` is ``listener`` (``worker`` in ``sections`` is merged
     over it)."""
@@ -200,6 +247,14 @@ class Secured:
             assert set(self.names.values()) <= set(admin.list_topics())
         finally:
             admin.close()
+
+    def through(self, listener: Listener, config: Path) -> Secured:
+        """The same topics and config reached over another ``listener`` of the broker (its config
+        written to ``config``)."""
+        doc = yaml.safe_load(self.config.read_text())
+        doc["worker"]["kafka"] = listener.kafka_section()
+        config.write_text(yaml.safe_dump(doc))
+        return replace(self, listener=listener, config=config)
 
     def publish(self, role: str, key: str, record: dict[str, Any]) -> None:
         producer = KafkaProducer(**self.listener.client_kwargs(), acks="all")

@@ -2,15 +2,12 @@
 listener only, with the password taken from the environment as ``worker.kafka`` says, the real CLIs
 (``python -m rollguard.cli …``) create the topics, publish an operator action, answer a command with an
 ack, read a readiness record, send simulated events and deliver an alert to a real Alertmanager. A
-wrong password stops a command with one line, not a hang; a missing one names the file and the field."""
+wrong password stops each command within seconds with one line saying the broker refused it (not after
+kafka-python's 30 s bootstrap wait); a missing one names the file and the field."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +15,22 @@ import pytest
 
 import kafka_broker
 from alert_testkit import replayed_alert_pair
-from controller_testkit import KEY, ROLLOUT, canary_flags, command, write_flags
+from controller_testkit import KEY, canary_flags, write_flags
 from rollguard.cli import main
-from rollguard.policy.commands.signing import signed
-from secured_kit import (
-    PASSWORD_ENV,
-    SIGNING_KEY,
-    USER,
-    Secured,
-    cli_env,
-    sasl_plaintext,
-    secured_topics,
-    write_config,
+from secured_commands import (
+    BRIDGE,
+    assert_action_published,
+    assert_preflight_reads_a_signed_readiness,
+    assert_simulate_sends_its_events,
+    assert_the_bridge_delivers_an_alert,
+    assert_the_flagd_controller_acks_a_command,
+    operator_hold,
+    operator_key_file,
 )
-from services import Service, am_alerts, wait_until
+from secured_kit import PASSWORD_ENV, USER, Secured, sasl_plaintext, secured_topics, write_config
+from services import Service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
-
-BRIDGE = {"alertmanager": {"repost_interval_s": 1, "retry_initial_s": 0.1, "retry_max_s": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -56,77 +51,20 @@ def test_topics_apply_creates_the_topics_through_the_sasl_listener_named_in_the_
 def test_an_operator_action_is_published_on_the_control_topic_over_sasl(
     secured: Secured, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "alice.key"
-    made = secured.run(
-        "operator", "keygen", "--operator", "alice", "--key-id", "alice-1", "--out", str(key_file)
-    )
-    assert made.returncode == 0, made.stderr
-    done = secured.run(
-        "operator", "hold", "op-rollout", "--config", str(secured.config),
-        "--key-file", str(key_file), "--topics-dir", str(secured.contracts), "--comment", "over SASL",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    command_id = done.stdout.split(": ", 1)[1].split()[0]  # "hold ROLLOUT by alice (alice-1): ID published…"
-    assert command_id.startswith("op-"), done.stdout
-    assert f"published to {secured.names['control']}[" in done.stdout
-    (action,) = [
-        r for r in secured.read("control", until=lambda r: r.get("command_id") == command_id)
-        if r.get("command_id") == command_id
-    ]  # fmt: skip
-    assert (action["action"], action["issued_by"], action["key_id"]) == ("hold", "alice", "alice-1")
-    assert action["operator"]["comment"] == "over SASL" and action["signature"]
+    key_file = operator_key_file(tmp_path)
+    assert_action_published(secured, operator_hold(secured, key_file, "op-rollout", "over SASL"), "over SASL")
 
 
 def test_the_flagd_controller_acks_a_signed_command_over_sasl(secured: Secured, tmp_path: Path) -> None:
-    flags = write_flags(tmp_path / "flags.json", canary_flags())
-    key_file = tmp_path / "command.key"
-    key_file.write_bytes(KEY + b"\n")
-    log_path = tmp_path / "controller.log"
-    argv = [
-        sys.executable, "-m", "rollguard.cli", "controller", "flagd", "--config", str(secured.config),
-        "--flags", str(flags), "--key-file", str(key_file), "--topics-dir", str(secured.contracts),
-        "--state-dir", str(tmp_path / "state"), "--group-id", f"sasl-controller-{uuid.uuid4().hex[:8]}",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
-    try:
-        rollback = command("rollback")
-        secured.publish("control", ROLLOUT, rollback)
-        acks = secured.read("acks", timeout_s=60, until=lambda r: r["command_id"] == rollback["command_id"])
-        assert proc.poll() is None, log_path.read_text()
-        (ack,) = [a for a in acks if a["command_id"] == rollback["command_id"]]
-        assert ack["status"] == "applied", ack
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    assert_the_flagd_controller_acks_a_command(secured, tmp_path)
 
 
 def test_preflight_reads_a_signed_readiness_record_over_sasl(secured: Secured) -> None:
-    checks = [
-        {"check": "revert", "mode": "block", "state": "met", "evidence": "dry-run answered", "to_satisfy": ""}
-    ]
-    record = {"kind": "readiness", "rollout_id": "pf-rollout", "sequence": 3, "ready": True, "checks": checks,
-              "blocking": [], "warnings": []}  # fmt: skip
-    secured.publish("control", "pf-rollout", signed(record, SIGNING_KEY.encode()))
-    done = secured.run(
-        "preflight", "pf-rollout", "--config", str(secured.config), "--topics-dir", str(secured.contracts)
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0].startswith("pf-rollout: READY  (readiness #3, from the control topic")
-    assert "signature: verified" in done.stdout
+    assert_preflight_reads_a_signed_readiness(secured, "pf-rollout")
 
 
 def test_simulate_sends_its_events_to_the_bootstrap_given_with_the_configs_security(secured: Secured) -> None:
-    done = secured.run(
-        "simulate", "--bootstrap", secured.listener.bootstrap, "--config", str(secured.config),
-        "--topics-dir", str(secured.contracts), "--duration", "60", "--rate", "5", "--speed", "0",
-        "--rollout-id", "sim-rollout",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    sent = int(done.stdout.split(" events -> ")[0].rsplit(" ", 1)[1])
-    assert sent > 100
-    events = [e for e in secured.read("events") if e["rollout_id"] == "sim-rollout"]
-    assert len(events) == sent
+    assert_simulate_sends_its_events(secured, "sim-rollout")
 
 
 @pytest.fixture(scope="module")
@@ -137,66 +75,49 @@ def firing_alert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_the_alertmanager_bridge_delivers_an_alert_read_over_sasl(
     secured: Secured, alertmanager: Service, firing_alert: dict[str, Any], tmp_path: Path
 ) -> None:
-    log_path = tmp_path / "bridge.log"
-    argv = [
-        sys.executable, "-m", "rollguard.cli", "bridge", "alertmanager", "--config", str(secured.config),
-        "--url", alertmanager.url, "--topics-dir", str(secured.contracts),
-        "--group-id", f"sasl-bridge-{uuid.uuid4().hex[:8]}",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=cli_env())
-    try:
-        wait_until(
-            lambda: "bridge: assigned" in log_path.read_text() or proc.poll() is not None,
-            60, what="the bridge consuming",
-        )  # fmt: skip
-        assert proc.poll() is None, log_path.read_text()
-        secured.publish(f"alerts.{firing_alert['severity']}", firing_alert["rollout_id"], firing_alert)
-        rollout = firing_alert["rollout_id"]
-        (alert,) = wait_until(
-            lambda: am_alerts(alertmanager.url, filter=f'rollout="{rollout}"'), 60, what="the alert"
-        )
-        assert alert["annotations"]["alert_id"] == firing_alert["alert_id"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log_path.read_text()
+    assert_the_bridge_delivers_an_alert(secured, alertmanager.url, firing_alert, tmp_path)
 
 
-def test_a_wrong_password_stops_topics_apply_and_the_bridge_with_one_line_not_a_hang(
-    secured: Secured,
+# command -> (its arguments besides --config, its exit code, the start of its last line)
+WRONG_PASSWORD_STOPS: dict[str, tuple[str, int, str]] = {
+    "operator hold": ("operator hold op-rollout --key-file {operator_key} --topics-dir {contracts}",
+                      1, "rollguard: not delivered: "),
+    "topics apply": ("topics apply --dir {contracts}", 1, "topics apply: failed against "),
+    "preflight": ("preflight pf-rollout --topics-dir {contracts}", 2, "rollguard: preflight failed: "),
+    "simulate": ("simulate --topics-dir {contracts} --duration 10 --speed 0",
+                 1, "rollguard: simulate stopped: "),
+    "controller flagd": ("controller flagd --flags {flags} --key-file {command_key} --topics-dir {contracts} "
+                         "--state-dir {state}", 1, "rollguard: controller stopped: "),
+    "bridge alertmanager": ("bridge alertmanager --url http://127.0.0.1:9 --topics-dir {contracts}",
+                            1, "rollguard: bridge stopped: "),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", list(WRONG_PASSWORD_STOPS))
+def test_a_wrong_password_stops_each_command_within_seconds_with_one_line(
+    command: str, secured: Secured, tmp_path: Path
 ) -> None:
-    commands = {
-        "topics apply": ["topics", "apply", "--dir", str(secured.contracts)],
-        "bridge": [
-            "bridge",
-            "alertmanager",
-            "--url",
-            "http://127.0.0.1:9",
-            "--topics-dir",
-            str(secured.contracts),
-        ],
+    argv, exit_code, start = WRONG_PASSWORD_STOPS[command]
+    command_key = tmp_path / "command.key"
+    command_key.write_bytes(KEY + b"\n")
+    paths = {
+        "operator_key": operator_key_file(tmp_path) if command == "operator hold" else None,
+        "command_key": command_key,
+        "flags": write_flags(tmp_path / "flags.json", canary_flags()),
+        "contracts": secured.contracts,
+        "state": tmp_path / "state",
     }
-    expected = {"topics apply": "topics apply: failed against ", "bridge": "rollguard: bridge stopped: "}
     t0 = time.monotonic()
-    procs = {  # at once: each waits out kafka-python's 30 s request timeout before it gives up
-        name: subprocess.Popen(
-            [sys.executable, "-m", "rollguard.cli", *argv, "--config", str(secured.config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env("wrong"),
-        )
-        for name, argv in commands.items()
-    }
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 1, (name, out, err)
-        assert "Traceback" not in err, err
-        last = err.strip().splitlines()[-1]  # before it, only kafka-python's own warnings (the bridge logs)
-        assert last.startswith(expected[name]) and secured.listener.bootstrap in last, last
-        assert name != "topics apply" or err.strip() == last, err  # it logs nothing else
-        assert f"over SASL_PLAINTEXT as {USER}" in last, last  # not just "unable to bootstrap"
-    assert time.monotonic() - t0 < 60
+    done = secured.run(*argv.format(**paths).split(), "--config", str(secured.config), password="wrong")
+    elapsed = time.monotonic() - t0
+    assert done.returncode == exit_code, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    *before, last = done.stderr.strip().splitlines()
+    assert not before or command in ("controller flagd", "bridge alertmanager"), done.stderr  # services log
+    assert last.startswith(start), last
+    refused = f"{secured.listener.bootstrap} refused the credentials over SASL_PLAINTEXT as {USER} (PLAIN): "
+    assert refused in last, last
+    assert elapsed < 15, f"{elapsed:.1f} s: {last}"  # kafka-python alone gives up after 30 s
 
 
 def test_a_missing_password_names_the_config_file_and_the_field_and_stops_each_command_at_start(

@@ -1,32 +1,48 @@
 """rollguard's commands reach a cluster over TLS: against a broker's SSL listener only, trusting the CA
 ``worker.kafka.ssl_cafile`` names (a throwaway one, made for this test session), the real CLIs create
-the topics and publish an operator action; with a client certificate they pass a listener that requires
-one; over SASL_SSL they authenticate with SCRAM-SHA-256. A CA that did not sign the broker's certificate,
-or no client certificate where one is required, stops a command with one line, not a hang or a
-traceback. (`rollguard worker` over SASL_SSL: tests/adapters/worker/test_worker_security.py.)"""
+the topics, publish an operator action, read a readiness record (over SASL_SSL too), send simulated
+events, answer a command with an ack and deliver an alert to a real Alertmanager; with a client
+certificate they pass a listener that requires one; over SASL_SSL they authenticate with SCRAM. A CA
+that did not sign the broker's certificate, no client certificate where one is required, or a wrong
+password stops a command within seconds with one line that says what the broker refused, not after a
+30 s wait; a listener that is not up yet is still waited for. (`rollguard worker` over SASL_SSL:
+tests/adapters/worker/test_worker_security.py.)"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import kafka_broker
+from alert_testkit import replayed_alert_pair
+from secured_commands import (
+    BRIDGE,
+    assert_action_published,
+    assert_preflight_reads_a_signed_readiness,
+    assert_simulate_sends_its_events,
+    assert_the_bridge_delivers_an_alert,
+    assert_the_flagd_controller_acks_a_command,
+    operator_hold,
+    operator_key_file,
+)
 from secured_kit import (
+    PASSWORD,
+    USER,
     Listener,
     Secured,
     another_ca,
-    cli_env,
+    late_listener,
     mutual_tls,
     sasl_ssl,
     secured_topics,
     tls,
-    write_config,
 )
+from services import Service
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
@@ -35,112 +51,129 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 def secured(secured_broker: kafka_broker.Broker, tmp_path_factory: pytest.TempPathFactory) -> Secured:
     """Contracts for every role under names of this module, created by ``rollguard topics apply``
     with no ``--bootstrap``: the config's ``worker.kafka`` is the SSL listener and the broker's CA."""
-    return secured_topics(tls(secured_broker), tmp_path_factory.mktemp("tls-commands"), "tls")
+    return secured_topics(tls(secured_broker), tmp_path_factory.mktemp("tls-commands"), "tls", bridge=BRIDGE)
 
 
 @pytest.fixture(scope="module")
 def operator_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    key_file = tmp_path_factory.mktemp("operator") / "alice.key"
-    made = subprocess.run(
-        [sys.executable, "-m", "rollguard.cli", "operator", "keygen", "--operator", "alice",
-         "--key-id", "alice-1", "--out", str(key_file)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    return key_file
+    return operator_key_file(tmp_path_factory.mktemp("operator"))
 
 
-def _hold(secured: Secured, config: Path, key_file: Path, comment: str) -> subprocess.CompletedProcess[str]:
-    return secured.run(
-        "operator", "hold", "tls-rollout", "--config", str(config), "--key-file", str(key_file),
-        "--topics-dir", str(secured.contracts), "--comment", comment,
-    )  # fmt: skip
-
-
-def _assert_action_published(
-    secured: Secured, done: subprocess.CompletedProcess[str], listener: Listener, comment: str
-) -> None:
-    """``operator hold`` said it published, and the action is on the control topic (read over
-    ``listener``)."""
-    assert done.returncode == 0, done.stderr
-    command_id = done.stdout.split(": ", 1)[1].split()[0]  # "hold ROLLOUT by alice (alice-1): ID published…"
-    assert command_id.startswith("op-"), done.stdout
-    assert f"published to {secured.names['control']}[" in done.stdout
-    reader = Secured(listener, secured.config, secured.contracts, secured.names, secured.applied)
-    (action,) = [
-        r for r in reader.read("control", until=lambda r: r.get("command_id") == command_id)
-        if r.get("command_id") == command_id
-    ]  # fmt: skip
-    assert (action["action"], action["issued_by"], action["key_id"]) == ("hold", "alice", "alice-1")
-    assert action["operator"]["comment"] == comment and action["signature"]
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA the broker has never heard of, and a client certificate it signed."""
+    return another_ca(tmp_path_factory.mktemp("other-ca"))
 
 
 def test_topics_apply_creates_the_topics_over_tls_trusting_the_configured_ca(secured: Secured) -> None:
     secured.assert_topics_created()
 
 
-def test_an_operator_action_is_published_on_the_control_topic_over_tls(
-    secured: Secured, operator_key: Path
+LISTENERS: dict[str, Callable[[kafka_broker.Broker], Listener]] = {
+    "over SSL trusting the configured CA": tls,
+    "with a client certificate where the listener requires one": mutual_tls,
+    "over SASL_SSL with SCRAM-SHA-256": lambda broker: sasl_ssl(broker, "SCRAM-SHA-256"),
+}
+
+
+@pytest.mark.parametrize("how", list(LISTENERS))
+def test_an_operator_action_is_published_on_the_control_topic(
+    how: str, secured: Secured, secured_broker: kafka_broker.Broker, operator_key: Path, tmp_path: Path
 ) -> None:
-    done = _hold(secured, secured.config, operator_key, "over TLS")
-    _assert_action_published(secured, done, secured.listener, "over TLS")
+    over = secured.through(LISTENERS[how](secured_broker), tmp_path / "rollguard.yaml")
+    assert_action_published(over, operator_hold(over, operator_key, "tls-rollout", how), how)
 
 
-def test_an_operator_action_passes_a_listener_that_requires_a_client_certificate(
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_preflight_reads_a_signed_readiness_record(
+    protocol: str, secured: Secured, secured_broker: kafka_broker.Broker, tmp_path: Path
+) -> None:
+    listener = tls(secured_broker) if protocol == "SSL" else sasl_ssl(secured_broker)
+    over = secured.through(listener, tmp_path / "rollguard.yaml")
+    assert_preflight_reads_a_signed_readiness(over, f"pf-{protocol.lower()}")
+
+
+def test_simulate_sends_its_events_over_tls_to_the_bootstrap_given(secured: Secured) -> None:
+    assert_simulate_sends_its_events(secured, "sim-tls")
+
+
+def test_the_flagd_controller_acks_a_signed_command_over_tls(secured: Secured, tmp_path: Path) -> None:
+    assert_the_flagd_controller_acks_a_command(secured, tmp_path)
+
+
+def test_the_alertmanager_bridge_delivers_an_alert_read_over_tls(
+    secured: Secured, alertmanager: Service, tmp_path: Path
+) -> None:
+    (tmp_path / "replay").mkdir()
+    firing = replayed_alert_pair(tmp_path / "replay")[0]
+    assert_the_bridge_delivers_an_alert(secured, alertmanager.url, firing, tmp_path)
+
+
+def test_an_operator_action_waits_for_a_tls_listener_that_is_not_up_yet(
     secured: Secured, secured_broker: kafka_broker.Broker, operator_key: Path, tmp_path: Path
 ) -> None:
-    listener = mutual_tls(secured_broker)
-    config = write_config(tmp_path / "mtls.yaml", listener)
-    done = _hold(secured, config, operator_key, "with a client certificate")
-    _assert_action_published(secured, done, listener, "with a client certificate")
+    """Refused connections are a broker still starting, not a refusal of the TLS settings: the command
+    waits for the listener (kafka-python's bootstrap wait) and then publishes."""
+    with late_listener(secured.listener.bootstrap, delay_s=1.5) as address:
+        over = secured.through(replace(secured.listener, bootstrap=address), tmp_path / "late.yaml")
+        t0 = time.monotonic()
+        done = operator_hold(over, operator_key, "tls-rollout", "once the listener is up")
+        waited = time.monotonic() - t0
+    assert waited >= 1.5, done.stderr
+    assert_action_published(secured, done, "once the listener is up")  # read over the listener itself
 
 
-def test_an_operator_action_is_published_over_sasl_ssl_with_scram_sha_256(
-    secured: Secured, secured_broker: kafka_broker.Broker, operator_key: Path, tmp_path: Path
+# (a listener with a refused setting, the password, what the one line must say)
+REFUSED: dict[str, tuple[Callable[[kafka_broker.Broker, Path], Listener], str | None, str]] = {
+    "trusting a CA that did not sign the broker's certificate": (
+        lambda broker, other: tls(broker, ca_file=other / "ca.pem"),
+        None,
+        "is not trusted over SSL: [SSL: CERTIFICATE_VERIFY_FAILED]",
+    ),
+    "without the client certificate the listener requires": (
+        lambda broker, _: replace(mutual_tls(broker), client_cert=None),
+        None,
+        "refused the TLS handshake over SSL: [SSL: ",
+    ),
+    "with a client certificate of another CA": (
+        lambda broker, other: mutual_tls(broker, client_cert=(other / "client.crt", other / "client.key")),
+        None,
+        "refused the TLS handshake over SSL: [SSL: ",
+    ),
+    "over SASL_SSL with a wrong password": (
+        lambda broker, _: sasl_ssl(broker),
+        "wrong",
+        f"refused the credentials over SASL_SSL as {USER} (SCRAM-SHA-512): ",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", ["operator hold", "topics apply"])
+@pytest.mark.parametrize("refused", list(REFUSED))
+def test_a_refused_certificate_or_password_stops_a_command_within_seconds_with_one_line(
+    refused: str,
+    command: str,
+    secured: Secured,
+    secured_broker: kafka_broker.Broker,
+    operator_key: Path,
+    other_ca: Path,
+    tmp_path: Path,
 ) -> None:
-    listener = sasl_ssl(secured_broker, "SCRAM-SHA-256")
-    config = write_config(tmp_path / "scram.yaml", listener)
-    done = _hold(secured, config, operator_key, "over SASL_SSL")
-    _assert_action_published(secured, done, listener, "over SASL_SSL")
-
-
-def test_a_wrong_ca_or_a_missing_client_certificate_stops_each_command_with_one_line_not_a_hang(
-    secured: Secured, secured_broker: kafka_broker.Broker, operator_key: Path, tmp_path: Path
-) -> None:
-    other = another_ca(tmp_path / "other-ca")
-    wrong_ca = write_config(tmp_path / "wrong-ca.yaml", tls(secured_broker, ca_file=other / "ca.pem"))
-    no_cert = write_config(tmp_path / "no-cert.yaml", replace(mutual_tls(secured_broker), client_cert=None))
-    foreign_cert = write_config(
-        tmp_path / "foreign-cert.yaml",
-        mutual_tls(secured_broker, client_cert=(other / "client.crt", other / "client.key")),
+    listener_of, password, says = REFUSED[refused]
+    listener = listener_of(secured_broker, other_ca)
+    over = secured.through(listener, tmp_path / "refused.yaml")
+    argv: list[Any] = (
+        ["operator", "hold", "tls-rollout", "--key-file", operator_key, "--topics-dir", secured.contracts]
+        if command == "operator hold"
+        else ["topics", "apply", "--dir", secured.contracts]
     )
-    topics_apply = ["topics", "apply", "--dir", str(secured.contracts)]
-    hold = ["operator", "hold", "tls-rollout", "--key-file", str(operator_key)]
-    hold += ["--topics-dir", str(secured.contracts)]
-    ssl_at, mtls_at = secured_broker.ssl_bootstrap, secured_broker.mtls_bootstrap
-    not_delivered = "rollguard: not delivered: "
-    cases = [  # (argv, the start of its one line, the listener it tried)
-        ([*topics_apply, "--config", str(wrong_ca)], "topics apply: failed against ", ssl_at),
-        ([*hold, "--config", str(wrong_ca)], not_delivered, ssl_at),
-        ([*hold, "--config", str(no_cert)], not_delivered, mtls_at),
-        ([*hold, "--config", str(foreign_cert)], not_delivered, mtls_at),
-    ]
     t0 = time.monotonic()
-    procs = [  # at once: each waits out kafka-python's bootstrap timeout before it gives up
-        subprocess.Popen(
-            [sys.executable, "-m", "rollguard.cli", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-        )
-        for argv, _, _ in cases
-    ]
-    for (argv, expected, bootstrap), proc in zip(cases, procs, strict=True):
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, (argv, out, err)
-        assert "Traceback" not in err, err
-        assert err.strip() == err.strip().splitlines()[-1], (argv, err)  # one line, nothing else
-        assert err.startswith(expected) and str(bootstrap) in err, (argv, err)
-        assert "over SSL" in err, (argv, err)  # not just "unable to bootstrap"
-    assert time.monotonic() - t0 < 90
+    done = over.run(*map(str, argv), "--config", str(over.config), password=password or PASSWORD)
+    elapsed = time.monotonic() - t0
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()  # one line, nothing else
+    start = "rollguard: not delivered: " if command == "operator hold" else "topics apply: failed against "
+    assert line.startswith(start), line
+    assert f"{listener.bootstrap} {says}" in line, line
+    assert elapsed < 15, f"{elapsed:.1f} s: {line}"  # kafka-python alone gives up after 30 s

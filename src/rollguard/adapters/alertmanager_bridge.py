@@ -73,7 +73,7 @@ from rollguard.adapters.alertmanager_alerts import (
     parse_alert,
     to_alertmanager,
 )
-from rollguard.adapters.kafka_clients import PLAINTEXT, KafkaSetupError, connection_from
+from rollguard.adapters.kafka_clients import PLAINTEXT, connection_at_start
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, TopicSpec, load_topics, topic_for_role
 from rollguard.domain.events import EventError
@@ -596,12 +596,10 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rollguard: bad config: {exc}", file=sys.stderr)
         return 2
-    try:
-        connection = connection_from(config, args.bootstrap, source=args.config)
-        bootstrap = connection.required_bootstrap()
-    except KafkaSetupError as exc:
-        print(f"rollguard: {exc}", file=sys.stderr)
+    connection = connection_at_start(config, args.bootstrap, args.config)
+    if connection is None:
         return 2
+    bootstrap, security = connection
     parsed = urllib.parse.urlsplit(args.url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         print(f"rollguard: --url must be Alertmanager's http(s) URL, got {args.url!r}", file=sys.stderr)
@@ -620,7 +618,7 @@ def run_bridge_alertmanager(args: argparse.Namespace) -> int:
         topics,
         config.bridge.alertmanager,
         group_id=args.group_id,
-        security=connection.security,
+        security=security,
     )
 
     def stop(signum: int, _frame: object) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rollguard.adapters import kafka_handshake
 from rollguard.adapters.kafka_security import KafkaSecurity, security_of
 
 if TYPE_CHECKING:
@@ -67,6 +69,19 @@ def connection_from(
     return KafkaConnection(bootstrap or kafka.bootstrap, security)
 
 
+def connection_at_start(
+    config: Config, bootstrap: str | None, source: str | None
+) -> tuple[str, KafkaSecurity] | None:
+    """A service's bootstrap and security at start-up (:func:`connection_from`, a bootstrap required),
+    or None once the reason there is none is printed in one line on stderr: the service exits 2."""
+    try:
+        connection = connection_from(config, bootstrap, source=source)
+        return connection.required_bootstrap(), connection.security
+    except KafkaSetupError as exc:
+        print(f"rollguard: {exc}", file=sys.stderr)
+        return None
+
+
 def load_connection(config_path: str | None, bootstrap: str | None) -> KafkaConnection:
     """:func:`connection_from` for a config file path (``None``: the defaults and the environment).
 
@@ -82,14 +97,40 @@ class KafkaUnreachable(RuntimeError):
     a TLS mismatch as a bootstrap timeout, so the message says which security was tried."""
 
 
+class KafkaRefused(KafkaUnreachable):
+    """A broker refused this client's security (the credentials, the SASL mechanism, a certificate):
+    said at once, with what the broker said and which ``worker.kafka`` fields to check."""
+
+
+# (bootstrap, security) a broker accepted in this process: the clients built after the first one (the
+# bridge makes a reader per rebalance) need not ask again.
+_accepted: set[tuple[str, KafkaSecurity]] = set()
+
+
+def check_accepted(bootstrap: str, security: KafkaSecurity) -> None:
+    """Raise :class:`KafkaRefused` if a broker of ``bootstrap`` refuses ``security`` (one connection, a
+    fraction of a second; see :mod:`rollguard.adapters.kafka_handshake`); return when one accepts it or
+    none answers yet: a broker that is starting is waited for by the client, as before."""
+    if (bootstrap, security) in _accepted or security.protocol == "PLAINTEXT":
+        return
+    answer = kafka_handshake.answer(bootstrap, security)
+    if isinstance(answer, kafka_handshake.Refusal):
+        raise KafkaRefused(answer.line(security))
+    if answer == kafka_handshake.ACCEPTED:
+        _accepted.add((bootstrap, security))
+
+
 def _reaching(bootstrap: str, security: KafkaSecurity, build: Callable[[], Any]) -> Any:
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError, SaslAuthenticationFailedError
 
+    check_accepted(bootstrap, security)
     try:
         return build()
     except (KafkaTimeoutError, KafkaConnectionError, SaslAuthenticationFailedError) as exc:
         if security.protocol == "PLAINTEXT":
             raise
+        _accepted.discard((bootstrap, security))
+        check_accepted(bootstrap, security)  # a broker that came up meanwhile may say why it failed
         who = f" as {security.username}" if security.uses_sasl else ""
         raise KafkaUnreachable(
             f"{exc} (over {security.protocol}{who}: is that the listener's protocol, and are the "

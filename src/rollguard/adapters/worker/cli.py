@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import replace
 
-from rollguard.adapters.kafka_clients import KafkaSetupError, admin, connection_from
+from rollguard.adapters.kafka_clients import admin, connection_at_start
 from rollguard.adapters.kafka_security import KafkaSecurity
 from rollguard.adapters.topic_contracts import TopicContractError, load_topics
 from rollguard.adapters.worker.app import WorkerOptions, create_app
@@ -83,13 +83,10 @@ def run_worker(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"rollguard: cannot read config: {exc}", file=sys.stderr)
         return 2
-    try:
-        connection = connection_from(config, args.bootstrap, source=args.config)
-        bootstrap = connection.required_bootstrap()
-    except KafkaSetupError as exc:
-        print(f"rollguard: {exc}", file=sys.stderr)
+    connection = connection_at_start(config, args.bootstrap, args.config)
+    if connection is None:
         return 2
-    security = connection.security
+    bootstrap, security = connection
     try:
         topics = WorkerTopics.from_contracts(load_topics(args.topics_dir))
     except (TopicContractError, OSError) as exc:

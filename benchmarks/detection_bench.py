@@ -346,6 +346,14 @@ CASES = [
         guardrail=True,
     ),
     Case(
+        "error 1%->15% coding (a spike 28 margins wide)",
+        "error_spike_coding",
+        {"error_rate": 0.15},
+        "error_rate",
+        "error_rate",
+        guardrail=True,
+    ),
+    Case(
         "error 1.5%->8% coding (issue 15)",
         "error_spike_coding",
         {"error_rate": 0.08},
